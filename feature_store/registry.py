@@ -1,0 +1,145 @@
+"""The feature registry: every feature the jobs compute and the state vector the policies read.
+
+A `FeatureSpec` is the ordered state vector for a hint catalog. Its version string changes whenever
+a definition, its order or the catalog changes, and it is stamped on every transitions row and on
+every registered model, so a model is never fed a state it was not trained on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+
+SPEC_VERSION = 1
+
+# Age bands of the stratum (gender|age band|purchase power); the upper bound is exclusive.
+AGE_BANDS: tuple[tuple[str, int, int], ...] = (
+    ("<18", 0, 18),
+    ("18-24", 18, 25),
+    ("25-34", 25, 35),
+    ("35-44", 35, 45),
+    ("45-54", 45, 55),
+    ("55+", 55, 200),
+)
+
+
+@dataclass(frozen=True)
+class FeatureDef:
+    name: str
+    dtype: str
+    meaning: str
+    source: str  # table the value is read from
+    sql_file: str  # the SQL in sql/ that computes the source column
+    version: int
+    state_expr: str | None = None  # SQL over the transitions join giving the state element
+
+
+def _ctr(clicks: str, shows: str, prior_clicks: float, prior_non_clicks: float) -> str:
+    return f"(COALESCE({clicks}, 0) + {prior_clicks}) / (COALESCE({shows}, 0) + {prior_clicks + prior_non_clicks})"
+
+
+def table_features(hint_types: list[int]) -> list[FeatureDef]:
+    """Columns of features/user_lt and features/pv_rt (the stored features)."""
+    lt, rt = "sql/user_lt_day_counts.sql", "sql/pv_rt.sql"
+    feats = [
+        FeatureDef("gender", "string", "user gender F/M/U from the latest profile snapshot at or before ds", "user_lt", "sql/user_lt_merge.sql", 1),
+        FeatureDef("age", "int", "user age from the latest profile snapshot at or before ds", "user_lt", "sql/user_lt_merge.sql", 1),
+        FeatureDef("purchase_power", "int", "user purchasing power 1..5", "user_lt", "sql/user_lt_merge.sql", 1),
+        FeatureDef("hint_shows", "bigint", "hints shown to the user on all days before ds", "user_lt", lt, 1),
+        FeatureDef("hint_clicks", "bigint", "hints the user clicked on all days before ds", "user_lt", lt, 1),
+    ]
+    for k in hint_types:
+        feats.append(FeatureDef(f"shows_t{k}", "bigint", f"hints of type {k} shown to the user before ds", "user_lt", lt, 1))
+        feats.append(FeatureDef(f"clicks_t{k}", "bigint", f"hints of type {k} the user clicked before ds", "user_lt", lt, 1))
+    feats.append(FeatureDef("page", "int", "1-based page of this page view within its query", "pv_rt", rt, 1))
+    for k in hint_types:
+        feats.append(
+            FeatureDef(
+                f"clicks_last100_t{k}", "int",
+                f"hint clicks of type {k} in the user's previous 100 search page views (any day)", "pv_rt", rt, 1,
+            )
+        )
+    feats.append(
+        FeatureDef("shown_in_session", "array<int>", "hint types shown earlier in this (session, query)", "pv_rt", rt, 1)
+    )
+    return feats
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    hint_types: tuple[int, ...]
+    state: tuple[FeatureDef, ...]
+    ctr_prior_clicks: float
+    ctr_prior_non_clicks: float
+
+    @property
+    def version(self) -> str:
+        payload = json.dumps(
+            {"types": self.hint_types, "state": [asdict(f) for f in self.state]}, sort_keys=True
+        ).encode()
+        return f"v{SPEC_VERSION}-{hashlib.sha256(payload).hexdigest()[:10]}"
+
+    @property
+    def state_dim(self) -> int:
+        return len(self.state)
+
+    @property
+    def n_actions(self) -> int:
+        return len(self.hint_types)
+
+    def state_sql(self) -> str:
+        """`array(...)` of the state elements in spec order, as floats."""
+        return "array(" + ", ".join(f"CAST({f.state_expr} AS FLOAT)" for f in self.state) + ")"
+
+    def describe(self) -> list[dict[str, object]]:
+        return [
+            {"index": i, "name": f.name, "dtype": f.dtype, "source": f.source, "sql": f.sql_file,
+             "version": f.version, "meaning": f.meaning}
+            for i, f in enumerate(self.state)
+        ]
+
+
+def build_spec(hint_types: list[int], ctr_prior_clicks: float = 1.0, ctr_prior_non_clicks: float = 9.0) -> FeatureSpec:
+    """The state vector for a catalog whose hint types are 0..n-1 (the policies' action ids)."""
+    types = sorted(hint_types)
+    if types != list(range(len(types))):
+        raise ValueError(f"hint types must be 0..n-1 to serve as action ids, got {types[:10]}")
+    a, b = ctr_prior_clicks, ctr_prior_non_clicks
+    lt, rt, merge = "sql/user_lt_day_counts.sql", "sql/pv_rt.sql", "sql/user_lt_merge.sql"
+    state = [
+        FeatureDef("gender_f", "float", "1 if the user's gender is F", "user_lt", merge, 1, "COALESCE(gender, 'U') = 'F'"),
+        FeatureDef("gender_m", "float", "1 if the user's gender is M", "user_lt", merge, 1, "COALESCE(gender, 'U') = 'M'"),
+        FeatureDef("gender_u", "float", "1 if the user's gender is unknown", "user_lt", merge, 1, "COALESCE(gender, 'U') = 'U'"),
+        FeatureDef("age_scaled", "float", "age / 100, 0 when unknown", "user_lt", merge, 1, "COALESCE(age, 0) / 100.0"),
+        FeatureDef("purchase_power_scaled", "float", "purchase power / 5, 0 when unknown", "user_lt", merge, 1, "COALESCE(purchase_power, 0) / 5.0"),
+        FeatureDef("user_hint_shows_log", "float", "log1p of the user's hint shows before ds", "user_lt", lt, 1, "LN(1 + COALESCE(hint_shows, 0))"),
+        FeatureDef("user_hint_ctr", "float", "user's smoothed hint CTR before ds", "user_lt", lt, 1, _ctr("hint_clicks", "hint_shows", a, b)),
+    ]
+    for k in types:
+        state.append(
+            FeatureDef(f"user_ctr_t{k}", "float", f"user's smoothed CTR on hint type {k} before ds", "user_lt", lt, 1,
+                       _ctr(f"clicks_t{k}", f"shows_t{k}", a, b))
+        )
+    state.append(FeatureDef("page_scaled", "float", "(page - 1) / 10", "pv_rt", rt, 1, "(page - 1) / 10.0"))
+    for k in types:
+        state.append(
+            FeatureDef(f"recent_clicks_t{k}", "float", f"min(clicks_last100_t{k}, 5) / 5", "pv_rt", rt, 1,
+                       f"LEAST(clicks_last100_t{k}, 5) / 5.0")
+        )
+    for k in types:
+        state.append(
+            FeatureDef(f"shown_t{k}", "float", f"1 if type {k} was already shown in this (session, query)", "pv_rt", rt, 1,
+                       f"array_contains(shown_in_session, {k})")
+        )
+    return FeatureSpec(tuple(types), tuple(state), a, b)
+
+
+def stratum_sql() -> str:
+    """gender|age band|purchase power, the key of stratified sampling."""
+    bands = " ".join(f"WHEN age >= {lo} AND age < {hi} THEN '{name}'" for name, lo, hi in AGE_BANDS)
+    return (
+        "concat_ws('|', COALESCE(gender, 'U'), "
+        f"CASE {bands} ELSE 'unknown' END, "
+        "COALESCE(CAST(purchase_power AS STRING), '0'))"
+    )

@@ -1,0 +1,3 @@
+"""hintrl: nightly offline RL for e-commerce search hints."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,171 @@
+"""The one typed configuration of hintrl.
+
+Every setting lives here with its default. Configuration enters at the edges (CLI, DAG params, job
+entry points) as a `HintrlConfig` and is passed down; library code never reads the environment.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class SimulatorConfig:
+    """The synthetic world of `simulator/` (issue 2's first version)."""
+
+    seed: int = 7
+    n_users: int = 3000
+    n_queries: int = 300
+    n_items: int = 2000
+    n_types: int = 8
+    n_families: int = 4
+    daily_active_share: float = 0.35
+    max_pages: int = 5
+    min_candidates: int = 5
+    explore_share: float = 0.15
+    baseline_epsilon: float = 0.2
+
+
+@dataclass(frozen=True)
+class SparkConfig:
+    master: str = "local[*]"
+    shuffle_partitions: int = 4
+    driver_memory: str = "2g"
+    app_name: str = "hintrl"
+
+
+@dataclass(frozen=True)
+class FeatureConfig:
+    # Days of search_pv read before an event day so that the last-100-PV window crosses midnight.
+    realtime_lookback_days: int = 7
+    realtime_window_pvs: int = 100
+    # Beta prior of the smoothed CTRs: (clicks + a) / (shows + a + b).
+    ctr_prior_clicks: float = 1.0
+    ctr_prior_non_clicks: float = 9.0
+    # Ingest fails when more than this share of a table's rows is quarantined.
+    max_reject_fraction: float = 0.05
+
+
+@dataclass(frozen=True)
+class RewardConfig:
+    preset: str = "ctr"
+    # ctr: a click on page p is worth page_decay ** (p - 1).
+    page_decay: float = 0.9
+    # guided: weights of the mix.
+    guided_hint_click: float = 1.0
+    guided_item_click: float = 0.2
+    guided_page_turn: float = -0.1
+    guided_purchase: float = 2.0
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    algos: tuple[str, ...] = ("cql", "dqn")
+    train_days: int = 6
+    n_steps: int = 3000
+    n_steps_per_epoch: int = 1000
+    batch_size: int = 256
+    learning_rate: float = 3e-4
+    gamma: float = 0.9
+    target_update_interval: int = 200
+    cql_alpha: float = 0.5
+    hidden_units: tuple[int, ...] = (64, 64)
+    reward_scale: float = 1.0
+    seed: int = 1
+    torch_threads: int = 2
+    # The served (and evaluated) policy: softmax over masked Q / temperature.
+    temperature: float = 0.05
+
+
+@dataclass(frozen=True)
+class OPEConfig:
+    gamma: float = 1.0
+    n_bootstrap: int = 1000
+    confidence: float = 0.95
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class GateConfig:
+    # The challenger's lower bound must beat the behaviour value and the champion's estimate
+    # (both on the same held-out day) by these margins.
+    min_margin_over_behavior: float = 0.0
+    min_margin_over_champion: float = 0.0
+    min_effective_sample_size: float = 100.0
+
+
+@dataclass(frozen=True)
+class HintrlConfig:
+    home: Path = Path.home() / ".hintrl"
+    lake: str | None = None
+    mlflow_uri: str | None = None
+    model_name: str = "hintrl_hint_policy"
+    experiment: str = "hintrl_nightly"
+    simulator: SimulatorConfig = field(default_factory=SimulatorConfig)
+    spark: SparkConfig = field(default_factory=SparkConfig)
+    features: FeatureConfig = field(default_factory=FeatureConfig)
+    reward: RewardConfig = field(default_factory=RewardConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    ope: OPEConfig = field(default_factory=OPEConfig)
+    gate: GateConfig = field(default_factory=GateConfig)
+
+    @property
+    def lake_uri(self) -> str:
+        return self.lake or str(Path(self.home) / "lake")
+
+    @property
+    def tracking_uri(self) -> str:
+        return self.mlflow_uri or f"sqlite:///{Path(self.home).resolve() / 'mlflow.db'}"
+
+    @property
+    def artifact_root(self) -> str:
+        return str(Path(self.home).resolve() / "mlartifacts")
+
+    @property
+    def staging_dir(self) -> Path:
+        """Where trained models wait for evaluation and promotion (local to the job's machine)."""
+        return Path(self.home) / "staging"
+
+    def to_dict(self) -> dict[str, Any]:
+        return json.loads(json.dumps(dataclasses.asdict(self), default=str))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "HintrlConfig":
+        return _from_dict(cls, data)
+
+    def replace(self, **changes: Any) -> "HintrlConfig":
+        """Override settings by dotted name, e.g. replace(**{"train.n_steps": 500})."""
+        data = self.to_dict()
+        for dotted, value in changes.items():
+            node = data
+            *parents, leaf = dotted.split(".")
+            for name in parents:
+                if name not in node or not isinstance(node[name], dict):
+                    raise KeyError(f"unknown setting {dotted!r}")
+                node = node[name]
+            if leaf not in node:
+                raise KeyError(f"unknown setting {dotted!r}")
+            node[leaf] = value
+        return HintrlConfig.from_dict(data)
+
+
+def _from_dict(cls: type, data: dict[str, Any]) -> Any:
+    kwargs: dict[str, Any] = {}
+    hints = {f.name: f for f in dataclasses.fields(cls)}
+    for name, value in data.items():
+        if name not in hints:
+            raise KeyError(f"unknown setting {cls.__name__}.{name}")
+        default = getattr(cls(), name) if name != "home" else None
+        if dataclasses.is_dataclass(default):
+            kwargs[name] = _from_dict(type(default), value)
+        elif name == "home":
+            kwargs[name] = Path(value)
+        elif isinstance(default, tuple):
+            kwargs[name] = tuple(value)
+        else:
+            kwargs[name] = value
+    return cls(**kwargs)

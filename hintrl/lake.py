@@ -1,0 +1,45 @@
+"""The lake layout of DESIGN.md, in one place.
+
+Paths are URIs: a local folder by default, any Hadoop-readable URI (hdfs://, s3a://) on a cluster.
+"""
+
+from __future__ import annotations
+
+RAW_DAILY_TABLES = ("search_pv", "user_action", "user_profile")
+RAW_STATIC_TABLES = ("item", "hint_catalog")
+FEATURE_TABLES = ("user_lt", "pv_rt")
+
+
+def _join(*parts: str) -> str:
+    return "/".join(p.rstrip("/") for p in parts)
+
+
+class Lake:
+    def __init__(self, root: str):
+        self.root = root.rstrip("/")
+
+    def raw(self, table: str, ds: str | None = None) -> str:
+        base = _join(self.root, "raw", table)
+        return _join(base, f"ds={ds}") if ds else base
+
+    def validated_table(self, table: str) -> str:
+        """Rows of a raw daily table that passed ingest (an extension of DESIGN.md's layout)."""
+        return _join(self.root, "validated", table)
+
+    def validated(self, table: str, ds: str) -> str:
+        return _join(self.validated_table(table), f"ds={ds}")
+
+    def features_table(self, table: str) -> str:
+        return _join(self.root, "features", table)
+
+    def quarantine(self, table: str, ds: str) -> str:
+        return _join(self.root, "quarantine", table, f"ds={ds}")
+
+    def features(self, table: str, ds: str) -> str:
+        return _join(self.features_table(table), f"ds={ds}")
+
+    def transitions_table(self) -> str:
+        return _join(self.root, "mdp", "transitions")
+
+    def transitions(self, ds: str) -> str:
+        return _join(self.transitions_table(), f"ds={ds}")

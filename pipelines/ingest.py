@@ -1,0 +1,127 @@
+"""Ingest: enforce the raw contract on one day's raw tables.
+
+Clean rows go to `validated/<table>/ds=`, rejected rows to `quarantine/<table>/ds=` with a
+`reject_reason`; rows in = clean + quarantined. Fails when a table's rejected share passes
+`FeatureConfig.max_reject_fraction`.
+
+    spark-submit pipelines/ingest.py --lake LAKE --ds YYYY-MM-DD
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from hintrl.config import FeatureConfig
+from hintrl.contracts import RAW_CONTRACT, required_columns
+from hintrl.errors import DataContractError
+from hintrl.lake import RAW_DAILY_TABLES, Lake
+from pipelines.spark import load_sql, partition_exists, write_partition
+
+INGEST_SQL = {
+    "search_pv": "ingest_search_pv.sql",
+    "user_action": "ingest_user_action.sql",
+    "user_profile": "ingest_user_profile.sql",
+}
+
+
+@dataclass
+class TableIngest:
+    table: str
+    rows_in: int
+    clean: int
+    quarantined: int
+    reasons: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def reject_fraction(self) -> float:
+        return self.quarantined / self.rows_in if self.rows_in else 0.0
+
+
+def require_raw(spark: SparkSession, lake: Lake, table: str, ds: str) -> DataFrame:
+    uri = lake.raw(table, ds)
+    if not partition_exists(spark, uri):
+        raise DataContractError(f"missing raw partition {table}/ds={ds} (looked for {uri}/_SUCCESS)")
+    return spark.read.parquet(uri)
+
+
+def read_catalog(spark: SparkSession, lake: Lake) -> list[int]:
+    uri = lake.raw("hint_catalog")
+    if not partition_exists(spark, uri):
+        raise DataContractError(f"missing hint catalog (looked for {uri}/_SUCCESS)")
+    return sorted(int(r.hint_type) for r in spark.read.parquet(uri).select("hint_type").collect())
+
+
+def _typed(raw: DataFrame, table: str) -> tuple[DataFrame, list[str]]:
+    """Cast raw columns to the contract's types; returns the frame and the per-column type checks."""
+    present = {f.name: f.dataType.simpleString() for f in raw.schema.fields}
+    missing = [name for name, _, _ in RAW_CONTRACT[table] if name not in present]
+    if missing:
+        raise DataContractError(f"raw {table} lacks contract column(s): {', '.join(missing)}")
+    columns, checks = [], []
+    for name, kind, _ in RAW_CONTRACT[table]:
+        if present[name] == kind:
+            columns.append(F.col(name))
+            continue
+        # A column of another type is cast; a value that does not cast is quarantined, kept as text.
+        raw_name = f"raw_{name}"
+        columns.append(F.expr(f"try_cast(`{name}` AS {kind})").alias(name))
+        columns.append(F.col(name).cast("string").alias(raw_name))
+        checks.append(f"WHEN {raw_name} IS NOT NULL AND {name} IS NULL THEN 'wrong_type:{name}'")
+    return raw.select(*columns), checks
+
+
+def validate(spark: SparkSession, raw: DataFrame, table: str, ds: str, catalog: list[int]) -> DataFrame:
+    """`raw` with a `reject_reason` column (NULL for clean rows)."""
+    typed, type_checks = _typed(raw, table)
+    typed.createOrReplaceTempView(f"{table}_raw")
+    null_checks = [f"WHEN {c} IS NULL THEN 'missing_required_field:{c}'" for c in required_columns(table)]
+    sql = load_sql(
+        INGEST_SQL[table],
+        ds=ds,
+        catalog="array(" + ", ".join(str(k) for k in catalog) + ")",
+        type_checks="\n    ".join(type_checks),
+        required_null_checks="\n    ".join(null_checks),
+    )
+    return spark.sql(sql)
+
+
+def ingest_table(spark: SparkSession, lake: Lake, table: str, ds: str, catalog: list[int], cfg: FeatureConfig) -> TableIngest:
+    checked = validate(spark, require_raw(spark, lake, table, ds), table, ds, catalog).cache()
+    try:
+        reasons = {
+            (r.reject_reason or "clean"): int(r["count"])
+            for r in checked.groupBy("reject_reason").count().collect()
+        }
+        clean = reasons.pop("clean", 0)
+        result = TableIngest(table, clean + sum(reasons.values()), clean, sum(reasons.values()), reasons)
+        # The quarantine partition is written (possibly empty) so a rerun clears old rejects.
+        write_partition(checked.where("reject_reason IS NOT NULL"), lake.quarantine(table, ds))
+        if result.reject_fraction > cfg.max_reject_fraction:
+            raise DataContractError(
+                f"{table}/ds={ds}: {result.quarantined} of {result.rows_in} rows rejected "
+                f"({result.reject_fraction:.1%} > {cfg.max_reject_fraction:.1%}); reasons {reasons}; "
+                f"see {lake.quarantine(table, ds)}"
+            )
+        raw_columns = [c for c in checked.columns if c.startswith("raw_")]
+        write_partition(
+            checked.where("reject_reason IS NULL").drop("reject_reason", *raw_columns), lake.validated(table, ds)
+        )
+        return result
+    finally:
+        checked.unpersist()
+
+
+def ingest_day(spark: SparkSession, lake: Lake, ds: str, cfg: FeatureConfig) -> list[TableIngest]:
+    catalog = read_catalog(spark, lake)
+    for table in RAW_DAILY_TABLES:  # fail before writing anything when a partition is missing
+        require_raw(spark, lake, table, ds)
+    return [ingest_table(spark, lake, table, ds, catalog, cfg) for table in RAW_DAILY_TABLES]
+
+
+if __name__ == "__main__":
+    from pipelines.entry import run_job
+
+    run_job("ingest")

@@ -1,0 +1,87 @@
+"""SparkSession creation and lake IO shared by the jobs."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+from pyspark.sql import DataFrame, SparkSession
+
+from hintrl.config import SparkConfig
+
+SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
+
+
+def get_spark(cfg: SparkConfig) -> SparkSession:
+    """The job's session; an active session (tests, spark-submit) is reused as it is."""
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        return active
+    spark = (
+        SparkSession.builder.master(cfg.master)
+        .appName(cfg.app_name)
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.sql.shuffle.partitions", str(cfg.shuffle_partitions))
+        .config("spark.driver.memory", cfg.driver_memory)
+        .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.sql.ansi.enabled", "false")
+        .getOrCreate()
+    )
+    spark.sparkContext.setLogLevel("ERROR")
+    return spark
+
+
+def load_sql(name: str, **params: str) -> str:
+    text = (SQL_DIR / name).read_text()
+    return text.format(**params) if params else text
+
+
+def _hadoop_path(spark: SparkSession, uri: str):
+    jvm = spark.sparkContext._jvm
+    path = jvm.org.apache.hadoop.fs.Path(uri)
+    return path, path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
+
+
+def partition_exists(spark: SparkSession, uri: str) -> bool:
+    """True when the partition folder holds a completed write (its _SUCCESS marker)."""
+    path, fs = _hadoop_path(spark, uri.rstrip("/") + "/_SUCCESS")
+    return bool(fs.exists(path))
+
+
+def list_partitions(spark: SparkSession, table_uri: str) -> list[str]:
+    """The ds values of completed partitions under a table folder, sorted."""
+    path, fs = _hadoop_path(spark, table_uri)
+    if not fs.exists(path):
+        return []
+    days = []
+    for status in fs.listStatus(path):
+        name = status.getPath().getName()
+        if name.startswith("ds=") and "__tmp_" not in name and fs.exists(
+            spark.sparkContext._jvm.org.apache.hadoop.fs.Path(status.getPath(), "_SUCCESS")
+        ):
+            days.append(name[3:])
+    return sorted(days)
+
+
+def write_partition(df: DataFrame, uri: str) -> int:
+    """Replace partition folder `uri` whole with `df`; readers never see a half-written partition.
+
+    Returns the number of rows written.
+    """
+    tmp_uri = f"{uri.rstrip('/')}.__tmp_{uuid.uuid4().hex}"
+    df.write.mode("overwrite").parquet(tmp_uri)
+    spark = df.sparkSession
+    written = spark.read.parquet(tmp_uri).count()
+    final, fs = _hadoop_path(spark, uri)
+    tmp, _ = _hadoop_path(spark, tmp_uri)
+    if fs.exists(final):
+        fs.delete(final, True)
+    fs.mkdirs(final.getParent())
+    if not fs.rename(tmp, final):
+        raise OSError(f"could not move {tmp_uri} to {uri}")
+    return int(written)
+
+
+def read_partition(spark: SparkSession, uri: str) -> DataFrame:
+    return spark.read.parquet(uri)

@@ -1,0 +1,92 @@
+"""The Spark stages of a nightly, over the newest day plus any earlier day of the window whose
+output is missing (so a first run on a fresh lake catches up, and a rerun only redoes its day).
+
+Each stage returns a report (rows in and out) that the CLI prints and the DAG passes on.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from pyspark.sql import SparkSession
+
+from feature_store.registry import build_spec
+from hintrl.config import HintrlConfig
+from hintrl.dates import day_range
+from hintrl.lake import RAW_DAILY_TABLES, Lake
+from pipelines import ingest, long_term, mdp, realtime
+from pipelines.spark import partition_exists
+
+Progress = Callable[[str], None]
+
+
+def _days(ds: str, since: str | None) -> list[str]:
+    return day_range(since, ds) if since else [ds]
+
+
+def _raw_complete(spark: SparkSession, lake: Lake, ds: str) -> bool:
+    return all(partition_exists(spark, lake.raw(t, ds)) for t in RAW_DAILY_TABLES)
+
+
+def ingest_stage(spark: SparkSession, cfg: HintrlConfig, ds: str, since: str | None = None, progress: Progress = print) -> dict[str, Any]:
+    lake = Lake(cfg.lake_uri)
+    report: dict[str, Any] = {"days": {}, "skipped": {}}
+    for day in _days(ds, since):
+        done = all(partition_exists(spark, lake.validated(t, day)) for t in RAW_DAILY_TABLES)
+        if day != ds and done:
+            continue
+        if day != ds and not _raw_complete(spark, lake, day):
+            report["skipped"][day] = "no raw logs"
+            progress(f"ingest {day}: skipped (no raw logs for this earlier day)")
+            continue
+        results = ingest.ingest_day(spark, lake, day, cfg.features)
+        report["days"][day] = {r.table: {"in": r.rows_in, "clean": r.clean, "quarantined": r.quarantined, "reasons": r.reasons} for r in results}
+        progress(f"ingest {day}: " + ", ".join(f"{r.table} {r.rows_in} in / {r.clean} clean / {r.quarantined} quarantined" for r in results))
+    return report
+
+
+def _catalog_spec(spark: SparkSession, cfg: HintrlConfig, lake: Lake):
+    types = ingest.read_catalog(spark, lake)
+    return types, build_spec(types, cfg.features.ctr_prior_clicks, cfg.features.ctr_prior_non_clicks)
+
+
+def features_stage(spark: SparkSession, cfg: HintrlConfig, ds: str, since: str | None = None, progress: Progress = print) -> dict[str, Any]:
+    lake = Lake(cfg.lake_uri)
+    types, spec = _catalog_spec(spark, cfg, lake)
+    report: dict[str, Any] = {"days": {}, "feature_spec_version": spec.version}
+    for day in _days(ds, since):
+        if not partition_exists(spark, lake.validated("search_pv", day)):
+            if day == ds:
+                ingest.require_raw(spark, lake, "search_pv", day)  # says which input is missing
+            continue
+        fresh = day == ds
+        entry: dict[str, int] = {}
+        if fresh or not partition_exists(spark, lake.features("user_lt", day)):
+            entry["user_lt_rows"] = long_term.run(spark, lake, day, types)
+        if fresh or not partition_exists(spark, lake.features("pv_rt", day)):
+            entry["pv_rt_rows"] = realtime.run(spark, lake, day, types, cfg.features)
+        if entry:
+            report["days"][day] = entry
+            progress(f"features {day}: " + ", ".join(f"{k} {v}" for k, v in entry.items()))
+    return report
+
+
+def mdp_stage(spark: SparkSession, cfg: HintrlConfig, ds: str, since: str | None = None, progress: Progress = print) -> dict[str, Any]:
+    lake = Lake(cfg.lake_uri)
+    _, spec = _catalog_spec(spark, cfg, lake)
+    report: dict[str, Any] = {"days": {}, "feature_spec_version": spec.version, "reward_preset": cfg.reward.preset}
+    for day in _days(ds, since):
+        if day != ds and (
+            partition_exists(spark, lake.transitions(day)) or not partition_exists(spark, lake.features("pv_rt", day))
+        ):
+            continue
+        r = mdp.run(spark, lake, day, spec, cfg.reward)
+        report["days"][day] = r.__dict__
+        progress(
+            f"build-mdp {day}: {r.page_views} page views -> {r.transitions} transitions in {r.episodes} episodes "
+            f"({r.pages_without_hint} pages without hint, {r.quarantined_episodes} episodes quarantined)"
+        )
+    return report
+
+
+STAGES = {"ingest": ingest_stage, "features": features_stage, "mdp": mdp_stage}

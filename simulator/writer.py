@@ -1,0 +1,62 @@
+"""Write simulated tables into the lake: one Parquet file per partition, swapped in whole."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Callable
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from pyarrow import fs as pafs
+
+from hintrl.config import SimulatorConfig
+from hintrl.lake import Lake
+from simulator.logs import DayLogs
+
+
+def write_partition(table: pa.Table, uri: str) -> None:
+    """Replace the folder `uri` with one holding `table`, never showing a half-written partition."""
+    filesystem, path = pafs.FileSystem.from_uri(uri) if "://" in uri else (pafs.LocalFileSystem(), uri)
+    tmp = f"{path.rstrip('/')}.__tmp_{uuid.uuid4().hex}"
+    filesystem.create_dir(tmp, recursive=True)
+    pq.write_table(table, f"{tmp}/part-00000.parquet", filesystem=filesystem)
+    with filesystem.open_output_stream(f"{tmp}/_SUCCESS") as marker:
+        marker.write(b"")
+    if filesystem.get_file_info(path).type != pafs.FileType.NotFound:
+        filesystem.delete_dir(path)
+    filesystem.move(tmp, path)
+
+
+class LakeWriter:
+    def __init__(self, lake: Lake):
+        self.lake = lake
+        self.rows_written: dict[str, int] = {}
+
+    def _count(self, table: str, rows: int) -> None:
+        self.rows_written[table] = self.rows_written.get(table, 0) + rows
+
+    def write_static(self, tables: dict[str, pa.Table]) -> None:
+        for name, table in tables.items():
+            write_partition(table, self.lake.raw(name))
+            self._count(name, table.num_rows)
+
+    def write_day(self, day: DayLogs) -> None:
+        for name in ("search_pv", "user_action", "user_profile"):
+            table = getattr(day, name)
+            write_partition(table, self.lake.raw(name, day.ds))
+            self._count(name, table.num_rows)
+
+
+def simulate_to_lake(cfg: SimulatorConfig, lake: Lake, first_ds: str, n_days: int, progress: Callable[[str], None] = print) -> dict[str, int]:
+    """Write the static tables and n_days of logs from `first_ds`."""
+    from hintrl.dates import shift
+    from simulator.logs import Simulator
+
+    sim = Simulator(cfg)
+    writer = LakeWriter(lake)
+    writer.write_static(sim.static_tables())
+    for i in range(n_days):
+        day = sim.simulate_day(shift(first_ds, i), i)
+        writer.write_day(day)
+        progress(f"simulate {day.ds}: {day.search_pv.num_rows} page views, {day.user_action.num_rows} user actions")
+    return writer.rows_written
