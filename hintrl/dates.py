@@ -26,3 +26,27 @@ def day_range(first: str, last: str) -> list[str]:
     if end < start:
         raise HintrlError(f"empty date range: {first} is after {last}")
     return [(start + dt.timedelta(days=i)).isoformat() for i in range((end - start).days + 1)]
+
+
+class NightlyWindow:
+    """The days a nightly run for `ds` reads: logs are complete through ds-1.
+
+    The newest day (ds-1) is held out for off-policy evaluation of every policy; the `train_days`
+    days before it are the training set. The policy promoted by the run serves on day ds.
+    """
+
+    def __init__(self, ds: str, train_days: int):
+        parse_ds(ds)
+        if train_days < 1:
+            raise HintrlError("train.train_days must be >= 1")
+        self.ds = ds
+        self.eval_day = shift(ds, -1)
+        self.train_days = day_range(shift(ds, -1 - train_days), shift(ds, -2))
+
+    @property
+    def first_day(self) -> str:
+        return self.train_days[0]
+
+    @property
+    def all_days(self) -> list[str]:
+        return [*self.train_days, self.eval_day]

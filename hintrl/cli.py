@@ -1,0 +1,220 @@
+"""`hintrl`: one subcommand per stage, and `nightly` to run the whole Airflow DAG.
+
+Configuration enters here: flags, `--set section.key=value` overrides and the HINTRL_HOME
+environment variable become one `HintrlConfig` that is passed down. Errors a user can fix are
+printed as one line (`error: ...`) with a non-zero exit, never as a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+from hintrl.config import HintrlConfig
+from hintrl.dates import parse_ds
+from hintrl.errors import HintrlError
+
+
+def progress(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _setting(value: str) -> tuple[str, Any]:
+    if "=" not in value:
+        raise argparse.ArgumentTypeError(f"expected section.key=value, got {value!r}")
+    key, raw = value.split("=", 1)
+    try:
+        parsed = json.loads(raw)
+    except json.JSONDecodeError:
+        parsed = raw
+    return key, parsed
+
+
+def build_config(args: argparse.Namespace) -> HintrlConfig:
+    home = Path(args.home or os.environ.get("HINTRL_HOME") or Path.home() / ".hintrl")
+    cfg = HintrlConfig(home=home, lake=args.lake, mlflow_uri=args.mlflow_uri)
+    overrides = dict(args.set or [])
+    if getattr(args, "master", None):
+        overrides["spark.master"] = args.master
+    try:
+        return cfg.replace(**overrides) if overrides else cfg
+    except (KeyError, TypeError) as err:
+        raise HintrlError(f"bad --set: {err}") from None
+
+
+def _spark(cfg: HintrlConfig):  # type: ignore[no-untyped-def]
+    from pipelines.spark import get_spark
+
+    return get_spark(cfg.spark)
+
+
+def cmd_simulate(cfg: HintrlConfig, args: argparse.Namespace) -> dict[str, Any]:
+    from hintrl.lake import Lake
+    from simulator.writer import simulate_to_lake
+
+    if args.days < 1:
+        raise HintrlError("--days must be >= 1")
+    rows = simulate_to_lake(cfg.simulator, Lake(cfg.lake_uri), args.ds, args.days, progress)
+    return {"lake": cfg.lake_uri, "first_ds": args.ds, "days": args.days, "rows": rows}
+
+
+def cmd_ingest(cfg: HintrlConfig, args: argparse.Namespace) -> dict[str, Any]:
+    from pipelines.stages import ingest_stage
+
+    return ingest_stage(_spark(cfg), cfg, args.ds, args.since, progress)
+
+
+def cmd_features(cfg: HintrlConfig, args: argparse.Namespace) -> dict[str, Any]:
+    if args.action == "describe":
+        return describe_features(cfg, args)
+    from pipelines.stages import features_stage
+
+    return features_stage(_spark(cfg), cfg, args.ds, args.since, progress)
+
+
+def describe_features(cfg: HintrlConfig, args: argparse.Namespace) -> dict[str, Any]:
+    from feature_store.registry import build_spec, table_features
+
+    types = list(range(cfg.simulator.n_types)) if args.types is None else list(range(args.types))
+    spec = build_spec(types, cfg.features.ctr_prior_clicks, cfg.features.ctr_prior_non_clicks)
+    stored = [{"name": f.name, "dtype": f.dtype, "table": f.source, "sql": f.sql_file, "meaning": f.meaning}
+              for f in table_features(types)]
+    if not args.json:
+        print(f"Feature spec {spec.version}: state vector of {spec.state_dim} floats for {len(types)} hint types")
+        for row in spec.describe():
+            print(f"  [{row['index']:>2}] {row['name']:<24} {row['source']:<8} {row['meaning']}")
+        print("Stored feature columns:")
+        for row in stored:
+            print(f"  {row['table']:<8} {row['name']:<22} {row['dtype']:<11} {row['meaning']}")
+    return {"feature_spec_version": spec.version, "state": spec.describe(), "stored": stored}
+
+
+def cmd_build_mdp(cfg: HintrlConfig, args: argparse.Namespace) -> dict[str, Any]:
+    from pipelines.stages import mdp_stage
+
+    return mdp_stage(_spark(cfg), cfg, args.ds, args.since, progress)
+
+
+def _quiet_d3rlpy() -> None:
+    import logging
+
+    import structlog
+
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+
+
+def cmd_train(cfg: HintrlConfig, args: argparse.Namespace) -> dict[str, Any]:
+    from offline_rl.stages import train_stage
+
+    _quiet_d3rlpy()
+    return train_stage(cfg, args.ds, args.algo, progress)
+
+
+def cmd_evaluate(cfg: HintrlConfig, args: argparse.Namespace) -> dict[str, Any]:
+    from offline_rl.registry import check_tracking_uri
+    from offline_rl.stages import evaluate_stage, format_ope_table
+
+    _quiet_d3rlpy()
+    check_tracking_uri(cfg.tracking_uri)
+    report = evaluate_stage(cfg, args.ds, progress)
+    if not args.json:
+        print(format_ope_table(report))
+    return report
+
+
+def cmd_promote(cfg: HintrlConfig, args: argparse.Namespace) -> dict[str, Any]:
+    from offline_rl.registry import check_tracking_uri
+    from offline_rl.stages import promote_stage
+
+    check_tracking_uri(cfg.tracking_uri)
+    result = promote_stage(cfg, args.ds, progress)
+    if not args.json:
+        print(result["ope_table"])
+        print(("PROMOTED " if result["promoted"] else "NOT PROMOTED ") + result["model_uri"])
+        for reason in result["reasons"]:
+            print(f"  - {reason}")
+    return result
+
+
+def cmd_nightly(cfg: HintrlConfig, args: argparse.Namespace) -> dict[str, Any]:
+    from hintrl.nightly import run_nightly_dag
+
+    result = run_nightly_dag(cfg, args.ds, dict(args.set or []), args.master, progress)
+    if not args.json:
+        print(result["summary"])
+    return result
+
+
+COMMANDS: dict[str, tuple[Callable[[HintrlConfig, argparse.Namespace], dict[str, Any]], str]] = {
+    "simulate": (cmd_simulate, "simulate days of search traffic and write the raw tables"),
+    "ingest": (cmd_ingest, "validate raw logs of a day: clean rows to validated/, bad rows to quarantine/"),
+    "features": (cmd_features, "build long-term and real-time features of a day (or `describe` the registry)"),
+    "build-mdp": (cmd_build_mdp, "build the transitions table of a day"),
+    "train": (cmd_train, "train a masked d3rlpy policy for the nightly of --ds"),
+    "evaluate": (cmd_evaluate, "off-policy evaluation of the trained policies, behaviour and champion"),
+    "promote": (cmd_promote, "log the nightly to MLflow, register the challenger and apply the gate"),
+    "nightly": (cmd_nightly, "run the hintrl_nightly Airflow DAG for --ds with dag.test()"),
+}
+
+DS_HELP = {
+    "simulate": "first day to simulate (YYYY-MM-DD)",
+    "ingest": "day whose raw logs to ingest (YYYY-MM-DD)",
+    "features": "day whose features to build (YYYY-MM-DD)",
+    "build-mdp": "day whose transitions to build (YYYY-MM-DD)",
+}
+NIGHTLY_DS_HELP = "the nightly's day (YYYY-MM-DD): trains on the days before ds-1, evaluates on ds-1, serves ds"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hintrl", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (_, help_text) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        if name == "features":
+            p.add_argument("action", nargs="?", choices=["build", "describe"], default="build",
+                           help="build (default) or describe the feature registry")
+            p.add_argument("--types", type=int, help="describe: number of hint types (default: the simulator's)")
+        p.add_argument("--ds", required=name != "features", help=DS_HELP.get(name, NIGHTLY_DS_HELP))
+        p.add_argument("--home", help="hintrl home folder (default $HINTRL_HOME or ~/.hintrl)")
+        p.add_argument("--lake", help="lake root, a path or Hadoop URI (default <home>/lake)")
+        p.add_argument("--mlflow-uri", help="MLflow tracking URI (default sqlite:///<home>/mlflow.db)")
+        p.add_argument("--set", action="append", type=_setting, metavar="SECTION.KEY=VALUE",
+                       help="override a setting of hintrl.config, e.g. train.n_steps=500 (repeatable)")
+        p.add_argument("--json", action="store_true", help="print the stage's report as JSON on the last line")
+        if name in ("ingest", "features", "build-mdp"):
+            p.add_argument("--since", help="also process earlier days from this one whose output is missing")
+        if name in ("ingest", "features", "build-mdp", "nightly"):
+            p.add_argument("--master", help="Spark master URL (default local[*])")
+        if name == "simulate":
+            p.add_argument("--days", type=int, default=7, help="number of days to simulate (default 7)")
+        if name == "train":
+            p.add_argument("--algo", choices=["cql", "dqn"], required=True, help="algorithm to train")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    handler, _ = COMMANDS[args.command]
+    if args.command == "features" and args.action == "build" and not args.ds:
+        print("error: features build needs --ds", file=sys.stderr)
+        return 2
+    try:
+        for day in (args.ds, getattr(args, "since", None)):
+            if day is not None:
+                parse_ds(day)
+        cfg = build_config(args)
+        report = handler(cfg, args)
+    except HintrlError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(report, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

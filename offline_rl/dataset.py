@@ -1,0 +1,98 @@
+"""Read transitions partitions into the arrays training and evaluation use."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.dataset as pads
+from pyarrow import fs as pafs
+
+from hintrl.errors import DataContractError
+from hintrl.lake import Lake
+
+COLUMNS = ["episode_id", "step", "state", "action", "propensity", "candidates", "reward", "terminal",
+           "feature_spec_version", "bucket", "stratum"]
+
+
+@dataclass
+class Transitions:
+    """Steps sorted by (episode, step); observations carry the candidate mask after the state."""
+
+    episode_ids: np.ndarray
+    steps: np.ndarray
+    states: np.ndarray  # (n, state_dim) float32
+    masks: np.ndarray  # (n, n_actions) float32
+    actions: np.ndarray  # (n,) int64
+    propensities: np.ndarray
+    rewards: np.ndarray  # (n,) float32
+    terminals: np.ndarray  # (n,) float32
+    buckets: np.ndarray
+    strata: np.ndarray
+    feature_spec_version: str
+    days: tuple[str, ...]
+
+    def __len__(self) -> int:
+        return len(self.actions)
+
+    @property
+    def observations(self) -> np.ndarray:
+        return np.concatenate([self.states, self.masks], axis=1)
+
+    @property
+    def state_dim(self) -> int:
+        return self.states.shape[1]
+
+    @property
+    def n_actions(self) -> int:
+        return self.masks.shape[1]
+
+    @property
+    def n_episodes(self) -> int:
+        return len(np.unique(self.episode_ids))
+
+
+def _filesystem(uri: str) -> tuple[pafs.FileSystem, str]:
+    return pafs.FileSystem.from_uri(uri) if "://" in uri else (pafs.LocalFileSystem(), uri)
+
+
+def load_transitions(lake: Lake, days: list[str], n_actions: int) -> Transitions:
+    """Transitions of `days`; fails when a day is missing or the days mix feature specs."""
+    tables = []
+    for day in days:
+        filesystem, path = _filesystem(lake.transitions(day))
+        if filesystem.get_file_info(f"{path}/_SUCCESS").type == pafs.FileType.NotFound:
+            raise DataContractError(f"missing transitions for ds={day} ({lake.transitions(day)}): run build-mdp first")
+        tables.append(pads.dataset(path, filesystem=filesystem, format="parquet",
+                                   exclude_invalid_files=True).to_table(columns=COLUMNS))
+    table = pa.concat_tables(tables)
+    if table.num_rows == 0:
+        raise DataContractError(f"no transitions in ds {days[0]}..{days[-1]}")
+    versions = sorted(set(table.column("feature_spec_version").to_pylist()))
+    if len(versions) != 1:
+        raise DataContractError(f"transitions of {days[0]}..{days[-1]} mix feature specs {versions}: rebuild them")
+    order = np.lexsort((table.column("step").to_numpy(), table.column("episode_id").to_numpy(zero_copy_only=False)))
+    table = table.take(pa.array(order))
+
+    states = np.asarray(table.column("state").combine_chunks().flatten().to_numpy(zero_copy_only=False), dtype=np.float32)
+    n = table.num_rows
+    states = states.reshape(n, -1)
+    candidates = table.column("candidates").combine_chunks()
+    masks = np.zeros((n, n_actions), dtype=np.float32)
+    rows = np.repeat(np.arange(n), np.diff(candidates.offsets.to_numpy()))
+    masks[rows, candidates.flatten().to_numpy()] = 1.0
+    return Transitions(
+        episode_ids=table.column("episode_id").to_numpy(zero_copy_only=False),
+        steps=table.column("step").to_numpy(),
+        states=states,
+        masks=masks,
+        actions=table.column("action").to_numpy().astype(np.int64),
+        propensities=table.column("propensity").to_numpy(zero_copy_only=False).astype(np.float64),
+        rewards=table.column("reward").to_numpy().astype(np.float32),
+        terminals=table.column("terminal").to_numpy(zero_copy_only=False).astype(np.float32),
+        buckets=table.column("bucket").to_numpy(zero_copy_only=False),
+        strata=table.column("stratum").to_numpy(zero_copy_only=False),
+        feature_spec_version=versions[0],
+        days=tuple(days),
+    )

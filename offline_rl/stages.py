@@ -1,0 +1,168 @@
+"""The learning stages of a nightly run for `ds`: train, evaluate, promote.
+
+Trained policies and the OPE table are staged under `<home>/staging/ds=<ds>/` between stages, so
+each stage runs in its own process (training never runs inside the Airflow scheduler).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Callable
+
+from hintrl.config import HintrlConfig
+from hintrl.dates import NightlyWindow
+from hintrl.errors import HintrlError
+from hintrl.lake import Lake
+from offline_rl.dataset import load_transitions
+from offline_rl.evaluate import GATE_ESTIMATOR, evaluate_behavior, evaluate_policy
+from offline_rl.gate import decide
+from offline_rl.ope import Estimate
+
+Progress = Callable[[str], None]
+
+
+def staging(cfg: HintrlConfig, ds: str) -> Path:
+    return Path(cfg.staging_dir) / f"ds={ds}"
+
+
+def _n_actions(cfg: HintrlConfig) -> int:
+    import pyarrow.parquet as pq
+
+    from hintrl.errors import DataContractError
+
+    try:
+        return pq.read_table(Lake(cfg.lake_uri).raw("hint_catalog"), columns=["hint_type"]).num_rows
+    except (FileNotFoundError, OSError) as err:
+        raise DataContractError(f"cannot read the hint catalog under {cfg.lake_uri}: {err}") from None
+
+
+def train_stage(cfg: HintrlConfig, ds: str, algo: str, progress: Progress = print) -> dict[str, Any]:
+    from offline_rl.train import train_policy
+
+    window = NightlyWindow(ds, cfg.train.train_days)
+    data = load_transitions(Lake(cfg.lake_uri), window.train_days, _n_actions(cfg))
+    trained = train_policy(algo, data, cfg.train, staging(cfg, ds) / algo, progress)
+    return trained.to_json()
+
+
+def _estimate(data: dict[str, Any]) -> Estimate:
+    return Estimate(**data)
+
+
+def evaluate_stage(cfg: HintrlConfig, ds: str, progress: Progress = print) -> dict[str, Any]:
+    from offline_rl.registry import Registry
+    from offline_rl.train import load_policy
+
+    window = NightlyWindow(ds, cfg.train.train_days)
+    data = load_transitions(Lake(cfg.lake_uri), [window.eval_day], _n_actions(cfg))
+    evaluations = [evaluate_behavior(data, cfg.ope)]
+    trained = {}
+    for algo in cfg.train.algos:
+        folder = staging(cfg, ds) / algo
+        if not (folder / "policy.json").exists():
+            raise HintrlError(f"no trained {algo} policy for ds={ds} in {folder}: run `hintrl train --algo {algo}` first")
+        policy, meta = load_policy(folder)
+        if meta["feature_spec_version"] != data.feature_spec_version:
+            raise HintrlError(f"{algo} was trained on feature spec {meta['feature_spec_version']}, held-out data has {data.feature_spec_version}")
+        evaluations.append(evaluate_policy(algo, policy, data, cfg.ope))
+        trained[algo] = meta
+        progress(f"evaluate {algo}: {evaluations[-1].estimates[GATE_ESTIMATOR].value:.4f}")
+    registry = Registry(cfg.tracking_uri, cfg.model_name, cfg.experiment, cfg.artifact_root)
+    champion_error = None
+    champion_version = None
+    loaded = registry.load_policy("champion")
+    if loaded is not None:
+        policy, meta, version = loaded
+        champion_version = str(version.version)
+        if meta["feature_spec_version"] != data.feature_spec_version:
+            champion_error = f"champion v{champion_version} uses feature spec {meta['feature_spec_version']}, data has {data.feature_spec_version}"
+        else:
+            evaluations.append(evaluate_policy("champion", policy, data, cfg.ope))
+    report = {
+        "ds": ds,
+        "eval_day": window.eval_day,
+        "train_days": window.train_days,
+        "eval_transitions": len(data),
+        "eval_episodes": data.n_episodes,
+        "feature_spec_version": data.feature_spec_version,
+        "evaluations": [e.to_json() for e in evaluations],
+        "champion_version": champion_version,
+        "champion_error": champion_error,
+        "trained": trained,
+    }
+    out = staging(cfg, ds) / "ope.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2))
+    return report
+
+
+def ope_table_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
+    rows = []
+    for evaluation in report["evaluations"]:
+        name = evaluation["policy"]
+        estimator = "behavior" if name == "behavior" else GATE_ESTIMATOR
+        est = evaluation["estimates"][estimator]
+        rows.append({"policy": name, "estimator": estimator, "value": est["value"], "low": est["low"],
+                     "high": est["high"], "ess": est["effective_sample_size"], "max_weight": est["max_weight"]})
+    return rows
+
+
+def format_ope_table(report: dict[str, Any]) -> str:
+    lines = ["| policy | estimator | value | 95% interval | ESS | max weight |", "|---|---|---|---|---|---|"]
+    for r in ope_table_rows(report):
+        lines.append(f"| {r['policy']} | {r['estimator']} | {r['value']:.4f} | [{r['low']:.4f}, {r['high']:.4f}] | {r['ess']:.0f} | {r['max_weight']:.2f} |")
+    return "\n".join(lines)
+
+
+def promote_stage(cfg: HintrlConfig, ds: str, progress: Progress = print) -> dict[str, Any]:
+    from offline_rl.registry import Registry
+
+    path = staging(cfg, ds) / "ope.json"
+    if not path.exists():
+        raise HintrlError(f"no OPE report for ds={ds} at {path}: run `hintrl evaluate` first")
+    report = json.loads(path.read_text())
+    by_policy = {e["policy"]: e["estimates"] for e in report["evaluations"]}
+    candidates = [a for a in cfg.train.algos if a in by_policy]
+    if not candidates:
+        raise HintrlError(f"the OPE report for ds={ds} holds no trained policy")
+    challenger = max(candidates, key=lambda a: by_policy[a][GATE_ESTIMATOR]["low"])
+    champion = by_policy.get("champion", {}).get(GATE_ESTIMATOR)
+    decision = decide(
+        _estimate(by_policy[challenger][GATE_ESTIMATOR]),
+        _estimate(by_policy["behavior"]["behavior"]),
+        _estimate(champion) if champion else None,
+        cfg.gate,
+        report.get("champion_error"),
+    )
+    progress(f"gate: {decision.summary}")
+    metrics = {}
+    for policy, estimates in by_policy.items():
+        for est_name, est in estimates.items():
+            for key in ("value", "low", "high", "effective_sample_size", "max_weight"):
+                metrics[f"ope.{policy}.{est_name}.{key}"] = float(est[key])
+    for algo, meta in report["trained"].items():
+        for key, value in meta["final_metrics"].items():
+            metrics[f"train.{algo}.{key}"] = float(value)
+        metrics[f"train.{algo}.seconds"] = float(meta["seconds"])
+    params = {
+        "ds": ds, "eval_day": report["eval_day"], "train_days": ",".join(report["train_days"]),
+        "reward_preset": cfg.reward.preset, "feature_spec_version": report["feature_spec_version"],
+        "challenger_algo": challenger, "gate_estimator": GATE_ESTIMATOR,
+        **{f"train.{k}": v for k, v in cfg.to_dict()["train"].items()},
+        **{f"ope.{k}": v for k, v in cfg.to_dict()["ope"].items()},
+        **{f"gate.{k}": v for k, v in cfg.to_dict()["gate"].items()},
+    }
+    registry = Registry(cfg.tracking_uri, cfg.model_name, cfg.experiment, cfg.artifact_root)
+    table = format_ope_table(report)
+    tags = {"feature_spec_version": report["feature_spec_version"], "reward_preset": cfg.reward.preset,
+            "data_ds_range": f"{report['train_days'][0]}..{report['eval_day']}", "algo": challenger}
+    run_id, version, model_uri = registry.log_nightly(
+        ds, params, metrics, {"ope_table.md": table, "ope_report.json": json.dumps(report, indent=2)},
+        {algo: staging(cfg, ds) / algo for algo in candidates}, challenger, tags,
+    )
+    aliases = registry.apply_decision(version, decision.promote, decision.reasons, {"ds": ds, **tags})
+    return {
+        "ds": ds, "run_id": run_id, "model_version": version, "model_uri": model_uri, "challenger": challenger,
+        "promoted": decision.promote, "reasons": decision.reasons, "aliases": aliases, "ope_table": table,
+    }

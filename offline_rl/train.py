@@ -1,0 +1,121 @@
+"""Train d3rlpy DiscreteCQL and double DQN on transitions, with candidate masks.
+
+A trained policy is staged as a folder: `model.d3` (d3rlpy's own format) and `policy.json` (what is
+needed to serve it as the evaluated masked softmax policy, plus training facts for the run).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+from hintrl.config import TrainConfig
+from hintrl.errors import HintrlError
+from offline_rl.dataset import Transitions
+
+ALGOS = ("cql", "dqn")
+
+
+@dataclass
+class TrainedPolicy:
+    algo: str
+    path: Path
+    feature_spec_version: str
+    state_dim: int
+    n_actions: int
+    temperature: float
+    train_days: tuple[str, ...]
+    transitions: int
+    episodes: int
+    n_steps: int
+    seconds: float
+    final_metrics: dict[str, float]
+
+    def to_json(self) -> dict:
+        out = asdict(self)
+        out["path"] = str(self.path)
+        return out
+
+
+def _algo_config(name: str, cfg: TrainConfig, state_dim: int):  # type: ignore[no-untyped-def]
+    import d3rlpy
+
+    from offline_rl.masked_q import MaskedMeanQFunctionFactory, MaskedStateEncoderFactory
+
+    common = dict(
+        learning_rate=cfg.learning_rate,
+        batch_size=cfg.batch_size,
+        gamma=cfg.gamma,
+        target_update_interval=cfg.target_update_interval,
+        encoder_factory=MaskedStateEncoderFactory(state_dim=state_dim, hidden_units=list(cfg.hidden_units)),
+        q_func_factory=MaskedMeanQFunctionFactory(state_dim=state_dim),
+        reward_scaler=d3rlpy.preprocessing.MultiplyRewardScaler(cfg.reward_scale),
+    )
+    if name == "cql":
+        return d3rlpy.algos.DiscreteCQLConfig(alpha=cfg.cql_alpha, **common)
+    if name == "dqn":
+        return d3rlpy.algos.DoubleDQNConfig(**common)
+    raise HintrlError(f"unknown algorithm {name!r}: choose from {', '.join(ALGOS)}")
+
+
+def train_policy(
+    name: str,
+    data: Transitions,
+    cfg: TrainConfig,
+    out_dir: Path,
+    progress: Callable[[str], None] = print,
+) -> TrainedPolicy:
+    import d3rlpy
+    import torch
+
+    torch.set_num_threads(cfg.torch_threads)
+    d3rlpy.seed(cfg.seed)
+    if cfg.n_steps < cfg.n_steps_per_epoch:
+        # d3rlpy trains nothing when n_steps < n_steps_per_epoch.
+        raise HintrlError(f"train.n_steps ({cfg.n_steps}) must be >= train.n_steps_per_epoch ({cfg.n_steps_per_epoch})")
+    dataset = d3rlpy.dataset.MDPDataset(
+        observations=data.observations,
+        actions=data.actions.reshape(-1, 1),
+        rewards=data.rewards.reshape(-1, 1),
+        terminals=data.terminals,
+        action_space=d3rlpy.ActionSpace.DISCRETE,
+        action_size=data.n_actions,
+    )
+    algo = _algo_config(name, cfg, data.state_dim).create(device="cpu:0")
+    progress(f"train {name}: {len(data)} transitions, {data.n_episodes} episodes, {cfg.n_steps} steps")
+    start = time.perf_counter()
+    history = algo.fit(
+        dataset,
+        n_steps=cfg.n_steps,
+        n_steps_per_epoch=cfg.n_steps_per_epoch,
+        show_progress=False,
+        logger_adapter=d3rlpy.logging.NoopAdapterFactory(),
+        epoch_callback=lambda _algo, epoch, step: progress(f"train {name}: epoch {epoch} done at step {step}"),
+    )
+    seconds = time.perf_counter() - start
+    out_dir.mkdir(parents=True, exist_ok=True)
+    algo.save(str(out_dir / "model.d3"))
+    final = {k: float(v) for k, v in (history[-1][1] if history else {}).items()}
+    trained = TrainedPolicy(
+        algo=name, path=out_dir, feature_spec_version=data.feature_spec_version, state_dim=data.state_dim,
+        n_actions=data.n_actions, temperature=cfg.temperature, train_days=data.days, transitions=len(data),
+        episodes=data.n_episodes, n_steps=cfg.n_steps, seconds=round(seconds, 2), final_metrics=final,
+    )
+    (out_dir / "policy.json").write_text(json.dumps(trained.to_json(), indent=2))
+    progress(f"train {name}: {cfg.n_steps} steps in {seconds:.1f}s ({cfg.n_steps / max(seconds, 1e-9):.0f} steps/s), {final}")
+    return trained
+
+
+def load_policy(path: Path):  # type: ignore[no-untyped-def]
+    """The staged policy at `path` as a `QSoftmaxPolicy`, plus its metadata."""
+    import d3rlpy
+
+    import offline_rl.masked_q  # noqa: F401  (registers the factories d3rlpy must rebuild)
+    from offline_rl.policies import QSoftmaxPolicy
+
+    meta = json.loads((Path(path) / "policy.json").read_text())
+    algo = d3rlpy.load_learnable(str(Path(path) / "model.d3"), device="cpu:0")
+    return QSoftmaxPolicy(algo, meta["state_dim"], meta["temperature"], meta["algo"]), meta

@@ -1,0 +1,95 @@
+"""Features and transitions on the tiny two-day lake of tinylake.py, expected values written out."""
+
+import pytest
+
+from feature_store.registry import build_spec
+from hintrl.config import FeatureConfig, RewardConfig
+from hintrl.lake import Lake
+from pipelines import long_term, mdp, realtime
+from tinylake import write_catalog, write_validated_days
+
+pytestmark = pytest.mark.spark
+TYPES = [0, 1, 2, 3]
+D1, D2, D3 = "2026-11-01", "2026-11-02", "2026-11-03"
+
+
+@pytest.fixture
+def lake(tmp_path):
+    lake = Lake(str(tmp_path / "lake"))
+    write_catalog(lake)
+    write_validated_days(lake)
+    return lake
+
+
+def rows_by(df, key):
+    return {r[key]: r.asDict() for r in df.collect()}
+
+
+def test_realtime_windows_cross_midnight_order_ties_and_start_empty(spark, lake):
+    rt = rows_by(realtime.build_pv_rt(spark, lake, D2, TYPES, FeatureConfig()), "event_id")
+    assert set(rt) == {"e3", "e4", "e5", "e6", "e7"}  # only day D2's page views
+    clicks = {e: [rt[e][f"clicks_last100_t{k}"] for k in TYPES] for e in rt}
+    assert clicks["e3"] == [1, 0, 0, 0]  # e1 on the day before
+    assert clicks["e4"] == [2, 0, 0, 0]  # e1 and e3 (same ts as e4, earlier event_id)
+    assert clicks["e5"] == [0, 0, 0, 0]  # u2 has no history
+    assert rt["e3"]["shown_in_session"] == [] and rt["e4"]["shown_in_session"] == [0]
+    assert rt["e7"]["shown_in_session"] == [3]
+    assert rt["e4"]["page"] == 2
+
+
+def test_window_length_is_the_configured_number_of_page_views(spark, lake):
+    rt = rows_by(realtime.build_pv_rt(spark, lake, D2, TYPES, FeatureConfig(realtime_window_pvs=1)), "event_id")
+    assert rt["e4"]["clicks_last100_t0"] == 1  # only e3
+
+
+def test_long_term_as_of_ds_uses_only_earlier_days(spark, lake):
+    lt = rows_by(long_term.build_user_lt(spark, lake, D2, TYPES), "user_id")
+    u1 = lt["u1"]
+    assert (u1["gender"], u1["age"], u1["purchase_power"]) == ("F", 30, 4)
+    assert (u1["hint_shows"], u1["hint_clicks"]) == (2, 1)
+    assert (u1["shows_t0"], u1["clicks_t0"], u1["shows_t1"], u1["clicks_t1"], u1["shows_t2"]) == (1, 1, 1, 0, 0)
+    assert (lt["u2"]["hint_shows"], lt["u2"]["gender"]) == (0, "M")  # known from the profile only
+
+
+def test_incremental_long_term_equals_full_recompute(spark, lake):
+    long_term.run(spark, lake, D2, TYPES)  # snapshot for D2 exists -> D3 is built incrementally
+    incremental_df = long_term.build_user_lt(spark, lake, D3, TYPES)
+    key = sorted(incremental_df.columns)
+    incremental = sorted(map(tuple, incremental_df.select(key).collect()))
+    u1 = rows_by(incremental_df, "user_id")["u1"]
+    assert len(incremental) == 2
+    import shutil
+
+    shutil.rmtree(lake.features("user_lt", D2))  # no snapshot: D3 becomes a full recompute
+    full = long_term.build_user_lt(spark, lake, D3, TYPES)
+    assert incremental == sorted(map(tuple, full.select(key).collect()))
+    assert (u1["hint_shows"], u1["hint_clicks"], u1["shows_t0"], u1["clicks_t0"], u1["clicks_t2"]) == (4, 3, 2, 2, 1)
+
+
+def test_transitions_follow_the_contract(spark, lake):
+    long_term.run(spark, lake, D2, TYPES)
+    realtime.run(spark, lake, D2, TYPES, FeatureConfig())
+    spec = build_spec(TYPES)
+    result = mdp.run(spark, lake, D2, spec, RewardConfig(preset="ctr", page_decay=0.9))
+    assert (result.page_views, result.transitions, result.episodes, result.quarantined_episodes) == (5, 3, 2, 1)
+    t = rows_by(spark.read.parquet(lake.transitions(D2)), "event_id")
+    e3, e4, e5 = t["e3"], t["e4"], t["e5"]
+    assert e3["episode_id"] == "s2|q2" and (e3["step"], e4["step"], e5["step"]) == (0, 1, 0)
+    assert e3["candidates"] == [0, 1, 2, 3] and e4["candidates"] == [1, 2, 3]  # 0 was shown on page 1
+    assert (e3["action"], e4["action"], e3["propensity"]) == (0, 2, 0.25)
+    assert e3["reward"] == pytest.approx(1.0) and e4["reward"] == pytest.approx(0.9) and e5["reward"] == 0.0
+    assert (e3["terminal"], e4["terminal"], e5["terminal"]) == (False, True, True)
+    assert e3["next_state"] == e4["state"] and e3["next_candidates"] == e4["candidates"]
+    assert e4["next_candidates"] == []
+    assert e4["reward_components"]["purchased"] == 1.0 and e4["reward_components"]["turned_page"] == 0.0
+    assert e3["stratum"] == "F|25-34|4" and e5["stratum"] == "M|<18|2"
+    assert e3["feature_spec_version"] == spec.version and len(e3["state"]) == spec.state_dim
+    names = [f.name for f in spec.state]
+    state = dict(zip(names, e4["state"]))
+    assert state["gender_f"] == 1.0 and state["age_scaled"] == pytest.approx(0.3)
+    assert state["recent_clicks_t0"] == pytest.approx(2 / 5) and state["shown_t0"] == 1.0 and state["shown_t2"] == 0.0
+    assert state["user_ctr_t0"] == pytest.approx((1 + 1) / (1 + 10))  # one show, one click before D2
+    assert state["page_scaled"] == pytest.approx(0.1)
+    quarantined = spark.read.parquet(lake.quarantine("transitions", D2)).collect()
+    assert {r.event_id for r in quarantined} == {"e6", "e7"}
+    assert {r.reject_reason for r in quarantined} == {"hint_repeated_in_episode"}

@@ -1,0 +1,46 @@
+from hintrl.config import GateConfig
+from offline_rl.gate import decide
+from offline_rl.ope import Estimate
+
+
+def est(value, low, high, ess=500.0, name="wpdis"):
+    return Estimate(name, value, low, high, ess, 3.0, 0.0, 1000)
+
+
+BEHAVIOR = est(0.20, 0.19, 0.21, name="behavior")
+CFG = GateConfig(min_margin_over_behavior=0.0, min_margin_over_champion=0.0, min_effective_sample_size=100)
+
+
+def test_promotes_when_lower_bound_beats_behaviour_and_no_champion():
+    d = decide(est(0.25, 0.22, 0.28), BEHAVIOR, None, CFG)
+    assert d.promote
+    assert any("no current champion" in r for r in d.reasons)
+
+
+def test_rejects_when_lower_bound_does_not_beat_behaviour():
+    d = decide(est(0.25, 0.195, 0.3), BEHAVIOR, None, CFG)
+    assert not d.promote
+    assert d.reasons == ["failed: wpdis lower bound 0.1950 vs behaviour 0.2000 + margin 0"]
+
+
+def test_rejects_when_lower_bound_does_not_beat_champion():
+    d = decide(est(0.25, 0.22, 0.28), BEHAVIOR, est(0.23, 0.2, 0.26), CFG)
+    assert not d.promote
+    assert "champion 0.2300" in d.reasons[0]
+
+
+def test_margin_is_applied():
+    d = decide(est(0.25, 0.22, 0.28), BEHAVIOR, None, GateConfig(min_margin_over_behavior=0.05))
+    assert not d.promote
+
+
+def test_low_effective_sample_size_rejects():
+    d = decide(est(0.25, 0.22, 0.28, ess=20), BEHAVIOR, None, CFG)
+    assert not d.promote and "effective sample size 20" in d.reasons[0]
+
+
+def test_fails_closed_on_missing_or_broken_inputs():
+    assert not decide(None, BEHAVIOR, None, CFG).promote
+    assert not decide(est(float("nan"), 0.2, 0.3), BEHAVIOR, None, CFG).promote
+    d = decide(est(0.25, 0.22, 0.28), BEHAVIOR, None, CFG, champion_error="spec mismatch")
+    assert not d.promote and "spec mismatch" in d.reasons[0]

@@ -1,0 +1,119 @@
+"""OPE estimators against hand-computed values (see the derivations in each test)."""
+
+import numpy as np
+import pytest
+
+from offline_rl.ope import (
+    BehaviorValue,
+    Episodes,
+    OPEInputError,
+    PerDecisionIS,
+    TrajectoryIS,
+    WeightedIS,
+    WeightedPerDecisionIS,
+)
+
+# Three episodes of lengths 2, 1, 3 (ratios pi/mu in brackets):
+#   E1 r=[1, 0]     mu=[.5, .5]      pi=[1, .5]      ratios [2, 1]     cumulative [2, 2]     W=2  G=1
+#   E2 r=[0]        mu=[.25]         pi=[.5]         ratios [2]        cumulative [2]        W=2  G=0
+#   E3 r=[0, 1, 1]  mu=[.5, .5, .5]  pi=[.25, .5, 1] ratios [.5, 1, 2] cumulative [.5, .5, 1] W=1 G=2
+IDS = np.array(["e1", "e1", "e2", "e3", "e3", "e3"])
+STEPS = np.array([0, 1, 0, 0, 1, 2])
+R = np.array([1, 0, 0, 0, 1, 1], dtype=float)
+MU = np.array([0.5, 0.5, 0.25, 0.5, 0.5, 0.5])
+PI = np.array([1.0, 0.5, 0.5, 0.25, 0.5, 1.0])
+
+
+@pytest.fixture
+def episodes():
+    return Episodes.from_steps(IDS, STEPS, R, MU, PI)
+
+
+def test_padding_keeps_the_last_cumulative_weight(episodes):
+    np.testing.assert_allclose(episodes.cumulative_weights, [[2, 2, 2], [2, 2, 2], [0.5, 0.5, 1.0]])
+    np.testing.assert_array_equal(episodes.lengths, [2, 1, 3])
+
+
+@pytest.mark.parametrize(
+    "estimator, expected",
+    [
+        (BehaviorValue, (1 + 0 + 2) / 3),
+        (TrajectoryIS, (2 * 1 + 2 * 0 + 1 * 2) / 3),  # mean of W*G
+        (WeightedIS, (2 * 1 + 2 * 0 + 1 * 2) / (2 + 2 + 1)),  # sum W*G / sum W
+        (PerDecisionIS, 2 / 3 + 0.5 / 3 + 1 / 3),  # per step: mean of cumulative weight * r
+        (WeightedPerDecisionIS, 2 / 4.5 + 0.5 / 4.5 + 1 / 5),  # per step: sum w*r / sum w
+    ],
+)
+def test_closed_form_values(episodes, estimator, expected):
+    assert estimator(gamma=1.0).estimate_policy_value(episodes) == pytest.approx(expected)
+
+
+def test_discounting_applies_per_step(episodes):
+    # PDIS with gamma 0.5: 2/3 + 0.5 * (0.5/3) + 0.25 * (1/3)
+    assert PerDecisionIS(gamma=0.5).estimate_policy_value(episodes) == pytest.approx(2 / 3 + 0.5 * 0.5 / 3 + 0.25 / 3)
+
+
+def test_diagnostics(episodes):
+    est = WeightedPerDecisionIS().estimate(episodes, n_bootstrap=200)
+    assert est.effective_sample_size == pytest.approx(25 / 9)  # (2+2+1)^2 / (4+4+1)
+    assert est.max_weight == pytest.approx(2.0)
+    assert est.zero_weight_share == 0.0
+    assert est.n_episodes == 3
+
+
+def test_one_step_data_reduces_to_ips_and_snips():
+    rng = np.random.default_rng(3)
+    n = 500
+    mu = rng.uniform(0.1, 0.9, n)
+    pi = rng.uniform(0.0, 1.0, n)
+    r = rng.binomial(1, 0.3, n).astype(float)
+    ep = Episodes.from_steps(np.arange(n), np.zeros(n, dtype=int), r, mu, pi)
+    w = pi / mu
+    ips, snips = np.mean(w * r), np.sum(w * r) / np.sum(w)
+    assert TrajectoryIS().estimate_policy_value(ep) == pytest.approx(ips)
+    assert PerDecisionIS().estimate_policy_value(ep) == pytest.approx(ips)
+    assert WeightedIS().estimate_policy_value(ep) == pytest.approx(snips)
+    assert WeightedPerDecisionIS().estimate_policy_value(ep) == pytest.approx(snips)
+
+
+def test_on_policy_target_makes_every_estimator_the_behaviour_value(episodes):
+    ep = Episodes.from_steps(IDS, STEPS, R, MU, MU)
+    behavior = BehaviorValue().estimate_policy_value(ep)
+    for estimator in (TrajectoryIS, WeightedIS, PerDecisionIS, WeightedPerDecisionIS):
+        assert estimator().estimate_policy_value(ep) == pytest.approx(behavior)
+
+
+def test_bootstrap_interval_brackets_the_value_and_is_reproducible():
+    rng = np.random.default_rng(0)
+    n_ep, horizon = 400, 3
+    ids = np.repeat(np.arange(n_ep), horizon)
+    steps = np.tile(np.arange(horizon), n_ep)
+    mu = rng.uniform(0.2, 0.8, n_ep * horizon)
+    pi = np.clip(mu + rng.normal(0, 0.1, mu.shape), 0.01, 1.0)
+    r = rng.binomial(1, 0.2, mu.shape).astype(float)
+    ep = Episodes.from_steps(ids, steps, r, mu, pi)
+    est = WeightedPerDecisionIS()
+    low, high = est.estimate_interval(ep, n_bootstrap=500, seed=1)
+    assert low < est.estimate_policy_value(ep) < high
+    assert (low, high) == est.estimate_interval(ep, n_bootstrap=500, seed=1)
+    narrow = est.estimate_interval(ep, n_bootstrap=500, confidence=0.5, seed=1)
+    assert low < narrow[0] < narrow[1] < high
+
+
+@pytest.mark.parametrize(
+    "mu, pi, match",
+    [
+        (np.array([0.5, 0.0, 0.5, 0.5, 0.5, 0.5]), PI, "behavior probability outside"),
+        (np.array([0.5, 1.5, 0.5, 0.5, 0.5, 0.5]), PI, "behavior probability outside"),
+        (np.array([0.5, np.nan, 0.5, 0.5, 0.5, 0.5]), PI, "missing behavior probability"),
+        (MU, np.array([1.0, 0.5, 1.2, 0.25, 0.5, 1.0]), "target probability outside"),
+    ],
+)
+def test_refuses_bad_probabilities(mu, pi, match):
+    with pytest.raises(OPEInputError, match=match):
+        Episodes.from_steps(IDS, STEPS, R, mu, pi)
+
+
+def test_refuses_gaps_in_steps():
+    with pytest.raises(OPEInputError, match="consecutive"):
+        Episodes.from_steps(IDS, np.array([0, 2, 0, 0, 1, 2]), R, MU, PI)

@@ -1,0 +1,110 @@
+"""Masks: an invalid action never has probability > 0 at serving, never wins a Q-learning target's
+max, and never enters DiscreteCQL's logsumexp."""
+
+import numpy as np
+import pytest
+import torch
+
+from offline_rl.masked_q import INVALID_Q
+from offline_rl.policies import UniformPolicy, masked_softmax
+
+STATE_DIM, N_ACTIONS = 3, 4
+
+
+def test_masked_softmax_is_zero_off_the_mask_and_sums_to_one():
+    q = np.array([[5.0, 1.0, 0.0, 9.0], [0.0, 0.0, 0.0, 0.0]])
+    mask = np.array([[1, 1, 1, 0], [0, 1, 0, 1]])
+    p = masked_softmax(q, mask, temperature=0.5)
+    assert p[0, 3] == 0.0 and p[1, 0] == 0.0 and p[1, 2] == 0.0
+    np.testing.assert_allclose(p.sum(axis=1), 1.0)
+    np.testing.assert_allclose(p[0, :3], np.exp([10, 2, 0]) / np.exp([10, 2, 0]).sum())
+    np.testing.assert_allclose(p[1], [0, 0.5, 0, 0.5])
+
+
+def test_masked_softmax_refuses_greedy_and_empty_masks():
+    with pytest.raises(ValueError, match="greedy"):
+        masked_softmax(np.zeros((1, 2)), np.ones((1, 2)), 0.0)
+    with pytest.raises(ValueError, match="candidate"):
+        masked_softmax(np.zeros((1, 2)), np.zeros((1, 2)), 1.0)
+
+
+def test_uniform_policy():
+    obs = np.array([[0.1, 0.2, 0.3, 1, 0, 1, 1]], dtype=np.float32)
+    np.testing.assert_allclose(UniformPolicy(STATE_DIM).action_probabilities(obs), [[1 / 3, 0, 1 / 3, 1 / 3]])
+
+
+def _tiny_dataset(rng):
+    import d3rlpy
+
+    n = 200
+    states = rng.normal(size=(n, STATE_DIM)).astype(np.float32)
+    masks = (rng.random((n, N_ACTIONS)) < 0.5).astype(np.float32)
+    masks[:, 0] = 0.0  # action 0 is never a candidate...
+    masks[np.arange(n), 1 + rng.integers(0, N_ACTIONS - 1, n)] = 1.0
+    actions = np.array([rng.choice(np.flatnonzero(m)) for m in masks])
+    # ...but the reward would make it look best if a mask ever leaked.
+    rewards = rng.random(n).astype(np.float32)
+    terminals = (np.arange(n) % 4 == 3).astype(np.float32)
+    obs = np.concatenate([states, masks], axis=1)
+    return d3rlpy.dataset.MDPDataset(obs, actions.reshape(-1, 1), rewards.reshape(-1, 1), terminals,
+                                     action_space=d3rlpy.ActionSpace.DISCRETE, action_size=N_ACTIONS), obs
+
+
+@pytest.fixture(scope="module")
+def trained():
+    import d3rlpy
+
+    from offline_rl.masked_q import MaskedMeanQFunctionFactory, MaskedStateEncoderFactory
+
+    d3rlpy.seed(0)
+    dataset, obs = _tiny_dataset(np.random.default_rng(0))
+    common = dict(encoder_factory=MaskedStateEncoderFactory(state_dim=STATE_DIM, hidden_units=[16]),
+                  q_func_factory=MaskedMeanQFunctionFactory(state_dim=STATE_DIM), batch_size=32)
+    algos = {"cql": d3rlpy.algos.DiscreteCQLConfig(alpha=1.0, **common).create(),
+             "dqn": d3rlpy.algos.DoubleDQNConfig(**common).create()}
+    for algo in algos.values():
+        algo.fit(dataset, n_steps=100, n_steps_per_epoch=100, show_progress=False,
+                 logger_adapter=d3rlpy.logging.NoopAdapterFactory())
+    return algos, obs
+
+
+@pytest.mark.parametrize("name", ["cql", "dqn"])
+def test_invalid_actions_get_invalid_q_and_never_win(trained, name):
+    algos, obs = trained
+    algo = algos[name]
+    x = torch.as_tensor(obs)
+    q = algo.impl.q_function[0](x).q_value.detach().numpy()
+    masks = obs[:, STATE_DIM:] > 0.5
+    assert (q[~masks] == INVALID_Q).all() and (q[masks] > INVALID_Q / 2).all()
+    assert masks[np.arange(len(obs)), algo.predict(obs)].all()
+
+
+@pytest.mark.parametrize("name", ["cql", "dqn"])
+def test_targets_only_use_candidates(trained, name):
+    from d3rlpy.torch_utility import TorchMiniBatch
+
+    algos, obs = trained
+    impl = algos[name].impl
+    n = len(obs)
+    next_obs = torch.as_tensor(np.roll(obs, -1, axis=0))
+    batch = TorchMiniBatch(
+        observations=torch.as_tensor(obs), actions=torch.zeros((n, 1)), rewards=torch.zeros((n, 1)),
+        next_observations=next_obs, next_actions=torch.zeros((n, 1)), returns_to_go=torch.zeros((n, 1)),
+        terminals=torch.zeros((n, 1)), intervals=torch.ones((n, 1)), device="cpu:0",
+    )
+    target = impl.compute_target(batch).numpy().ravel()
+    # A target read at a masked action would be INVALID_Q: every max landed on a candidate.
+    assert (target > INVALID_Q / 2).all()
+
+
+def test_cql_logsumexp_ignores_invalid_actions(trained):
+    algos, obs = trained
+    impl = algos["cql"].impl
+    x = torch.as_tensor(obs)
+    actions = torch.as_tensor(algos["cql"].predict(obs)).long()
+    loss = impl._compute_conservative_loss(x, actions).item()
+    q = impl.q_function[0](x).q_value.detach()
+    mask = x[:, STATE_DIM:] > 0.5
+    valid_lse = torch.logsumexp(torch.where(mask, q, torch.full_like(q, -torch.inf)), dim=1)
+    data_q = q.gather(1, actions.view(-1, 1)).squeeze(1)
+    assert loss == pytest.approx((valid_lse - data_q).mean().item(), rel=1e-5)
