@@ -50,6 +50,10 @@ def hintrl_nightly():
         return {"ds": ds, "eval_day": window.eval_day, "since": window.first_day, "algos": algos, "conf": conf}
 
     @task
+    def algorithms(p: dict) -> list:
+        return p["algos"]
+
+    @task
     def ingest(p: dict) -> dict:
         return run_stage(["ingest", "--since", p["since"]], p["eval_day"], p["conf"])
 
@@ -85,7 +89,7 @@ def hintrl_nightly():
     ingested = ingest(p)
     featured = features(p)
     mdp = build_mdp(p)
-    trained = train.partial(p=p).expand(algo=p["algos"])
+    trained = train.partial(p=p).expand(algo=algorithms(p))
     evaluated = evaluate(p)
     promoted = promote(p)
     ingested >> featured >> mdp >> trained >> evaluated >> promoted

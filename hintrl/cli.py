@@ -36,7 +36,8 @@ def _setting(value: str) -> tuple[str, Any]:
 
 def build_config(args: argparse.Namespace) -> HintrlConfig:
     home = Path(args.home or os.environ.get("HINTRL_HOME") or Path.home() / ".hintrl")
-    cfg = HintrlConfig(home=home, lake=args.lake, mlflow_uri=args.mlflow_uri)
+    # MLFLOW_TRACKING_URI is MLflow's own variable: honour it like every MLflow client does.
+    cfg = HintrlConfig(home=home, lake=args.lake, mlflow_uri=args.mlflow_uri or os.environ.get("MLFLOW_TRACKING_URI"))
     overrides = dict(args.set or [])
     if getattr(args, "master", None):
         overrides["spark.master"] = args.master
@@ -181,7 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--ds", required=name != "features", help=DS_HELP.get(name, NIGHTLY_DS_HELP))
         p.add_argument("--home", help="hintrl home folder (default $HINTRL_HOME or ~/.hintrl)")
         p.add_argument("--lake", help="lake root, a path or Hadoop URI (default <home>/lake)")
-        p.add_argument("--mlflow-uri", help="MLflow tracking URI (default sqlite:///<home>/mlflow.db)")
+        p.add_argument("--mlflow-uri", help="MLflow tracking URI (default $MLFLOW_TRACKING_URI, else sqlite:///<home>/mlflow.db)")
         p.add_argument("--set", action="append", type=_setting, metavar="SECTION.KEY=VALUE",
                        help="override a setting of hintrl.config, e.g. train.n_steps=500 (repeatable)")
         p.add_argument("--json", action="store_true", help="print the stage's report as JSON on the last line")

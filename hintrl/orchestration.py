@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any, Callable
 
@@ -26,6 +27,7 @@ def run_stage(stage: list[str], ds: str, conf: dict[str, Any], log: Callable[[st
     """Run `hintrl <stage> --json`, relaying its progress; returns its report or raises with its error."""
     cmd = stage_command(stage, ds, conf)
     log("running: " + " ".join(cmd))
+    start = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     # stderr carries progress; stdout's last line is the JSON report.
     last_error = ""
@@ -43,7 +45,9 @@ def run_stage(stage: list[str], ds: str, conf: dict[str, Any], log: Callable[[st
     lines = [l for l in out.splitlines() if l.strip()]
     if not lines:
         raise HintrlError(f"hintrl {' '.join(stage)} printed no report")
-    return json.loads(lines[-1])
+    report = json.loads(lines[-1])
+    report["stage_seconds"] = round(time.perf_counter() - start, 1)
+    return report
 
 
 def format_summary(ds: str, reports: dict[str, Any]) -> str:
@@ -65,6 +69,11 @@ def format_summary(ds: str, reports: dict[str, Any]) -> str:
     ev = reports.get("evaluate", {})
     if ev:
         out.append(f"  evaluate {ev['eval_day']}: {ev['eval_transitions']} transitions / {ev['eval_episodes']} held-out episodes")
+    timings = [f"{name} {reports[name]['stage_seconds']}s" for name in ("ingest", "features", "mdp", "evaluate", "promote")
+               if "stage_seconds" in reports.get(name, {})]
+    timings += [f"train {algo} {t['stage_seconds']}s" for algo, t in sorted(reports.get("train", {}).items()) if "stage_seconds" in t]
+    if timings:
+        out.append("  seconds  " + ", ".join(timings))
     promote = reports.get("promote", {})
     if promote:
         out += ["", "Off-policy evaluation on the held-out day (95% bootstrap intervals):", promote["ope_table"], "",

@@ -16,7 +16,7 @@ from hintrl.errors import HintrlError
 from hintrl.lake import Lake
 from offline_rl.dataset import load_transitions
 from offline_rl.evaluate import GATE_ESTIMATOR, evaluate_behavior, evaluate_policy
-from offline_rl.gate import decide
+from offline_rl.gate import GateDecision, decide
 from offline_rl.ope import Estimate
 
 Progress = Callable[[str], None]
@@ -126,15 +126,23 @@ def promote_stage(cfg: HintrlConfig, ds: str, progress: Progress = print) -> dic
     candidates = [a for a in cfg.train.algos if a in by_policy]
     if not candidates:
         raise HintrlError(f"the OPE report for ds={ds} holds no trained policy")
-    challenger = max(candidates, key=lambda a: by_policy[a][GATE_ESTIMATOR]["low"])
     champion = by_policy.get("champion", {}).get(GATE_ESTIMATOR)
-    decision = decide(
-        _estimate(by_policy[challenger][GATE_ESTIMATOR]),
-        _estimate(by_policy["behavior"]["behavior"]),
-        _estimate(champion) if champion else None,
-        cfg.gate,
-        report.get("champion_error"),
-    )
+
+    def gate(algo: str) -> GateDecision:
+        return decide(
+            _estimate(by_policy[algo][GATE_ESTIMATOR]),
+            _estimate(by_policy["behavior"]["behavior"]),
+            _estimate(champion) if champion else None,
+            cfg.gate,
+            report.get("champion_error"),
+        )
+
+    # The challenger is the trained policy with the best lower bound among those the gate passes,
+    # or the best lower bound overall when none passes.
+    ranked = sorted(candidates, key=lambda a: by_policy[a][GATE_ESTIMATOR]["low"], reverse=True)
+    decisions = {algo: gate(algo) for algo in ranked}
+    challenger = next((a for a in ranked if decisions[a].promote), ranked[0])
+    decision = decisions[challenger]
     progress(f"gate: {decision.summary}")
     metrics = {}
     for policy, estimates in by_policy.items():

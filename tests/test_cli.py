@@ -1,0 +1,50 @@
+"""Bad input gives a one-line error, a non-zero exit, and promotes nothing."""
+
+import subprocess
+import sys
+
+import pytest
+
+
+def hintrl(*args, home):
+    proc = subprocess.run([sys.executable, "-m", "hintrl.cli", *args, "--home", str(home)],
+                          capture_output=True, text=True, timeout=120)
+    return proc.returncode, proc.stdout, proc.stderr.strip()
+
+
+@pytest.mark.parametrize("command", ["nightly", "ingest", "train --algo cql", "simulate"])
+def test_malformed_ds_is_one_line(tmp_path, command):
+    code, _, err = hintrl(*command.split(), "--ds", "2026-11-31", home=tmp_path)
+    assert code != 0
+    assert err == "error: malformed ds '2026-11-31': expected a date as YYYY-MM-DD"
+
+
+def test_missing_raw_partition_is_one_line_and_promotes_nothing(tmp_path):
+    code, _, err = hintrl("nightly", "--ds", "2026-11-08", home=tmp_path)
+    assert code == 1
+    assert len(err.splitlines()) == 1
+    assert err.startswith("error: missing raw partition search_pv/ds=2026-11-07")
+    assert not (tmp_path / "mlflow.db").exists()
+
+
+def test_unreachable_mlflow_is_one_line(tmp_path):
+    code, _, err = hintrl("nightly", "--ds", "2026-11-08", "--mlflow-uri", "http://127.0.0.1:9", home=tmp_path)
+    assert code == 1
+    assert len(err.splitlines()) == 1 and "MLflow tracking server http://127.0.0.1:9 is unreachable" in err
+
+
+def test_unknown_setting_is_one_line(tmp_path):
+    code, _, err = hintrl("nightly", "--ds", "2026-11-08", "--set", "train.nope=1", home=tmp_path)
+    assert code == 1 and err.startswith("error: bad --set") and len(err.splitlines()) == 1
+
+
+def test_every_stage_has_help():
+    for command in ("simulate", "ingest", "features", "build-mdp", "train", "evaluate", "promote", "nightly"):
+        out = subprocess.run([sys.executable, "-m", "hintrl.cli", command, "--help"], capture_output=True, text=True)
+        assert out.returncode == 0 and "--lake" in out.stdout and "--ds" in out.stdout, command
+
+
+def test_features_describe_prints_the_registry(tmp_path):
+    code, out, _ = hintrl("features", "describe", home=tmp_path)
+    assert code == 0
+    assert "clicks_last100_t7" in out and "recent_clicks_t0" in out and "Feature spec v1-" in out
