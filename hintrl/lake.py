@@ -5,6 +5,8 @@ Paths are URIs: a local folder by default, any Hadoop-readable URI (hdfs://, s3a
 
 from __future__ import annotations
 
+from pyarrow import fs as pafs
+
 RAW_DAILY_TABLES = ("search_pv", "user_action", "user_profile")
 RAW_STATIC_TABLES = ("item", "hint_catalog")
 FEATURE_TABLES = ("user_lt", "pv_rt")
@@ -43,3 +45,14 @@ class Lake:
 
     def transitions(self, ds: str) -> str:
         return _join(self.transitions_table(), f"ds={ds}")
+
+
+def filesystem(uri: str) -> tuple[pafs.FileSystem, str]:
+    """The pyarrow filesystem and path of a lake URI (a plain path is local)."""
+    return pafs.FileSystem.from_uri(uri) if "://" in uri else (pafs.LocalFileSystem(), uri)
+
+
+def partition_complete(uri: str) -> bool:
+    """True when the partition folder holds a completed write (its _SUCCESS marker)."""
+    fs, path = filesystem(uri)
+    return fs.get_file_info(f"{path.rstrip('/')}/_SUCCESS").type != pafs.FileType.NotFound

@@ -10,12 +10,10 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
-from pyarrow import fs as pafs
-
 from hintrl.config import HintrlConfig
 from hintrl.dates import NightlyWindow, parse_ds
 from hintrl.errors import DataContractError, HintrlError
-from hintrl.lake import RAW_DAILY_TABLES, Lake
+from hintrl.lake import RAW_DAILY_TABLES, Lake, partition_complete
 from hintrl.orchestration import summary_path
 
 DAGS_DIR = Path(__file__).resolve().parent.parent / "dags"
@@ -24,8 +22,7 @@ DAGS_DIR = Path(__file__).resolve().parent.parent / "dags"
 def check_raw_day(lake: Lake, ds: str) -> None:
     for table in RAW_DAILY_TABLES:
         uri = lake.raw(table, ds)
-        filesystem, path = pafs.FileSystem.from_uri(uri) if "://" in uri else (pafs.LocalFileSystem(), uri)
-        if filesystem.get_file_info(f"{path}/_SUCCESS").type == pafs.FileType.NotFound:
+        if not partition_complete(uri):
             raise DataContractError(f"missing raw partition {table}/ds={ds} ({uri}): the nightly for the next day needs complete logs of {ds}")
 
 

@@ -7,10 +7,9 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 import pyarrow.dataset as pads
-from pyarrow import fs as pafs
 
 from hintrl.errors import DataContractError
-from hintrl.lake import Lake
+from hintrl.lake import Lake, filesystem, partition_complete
 
 COLUMNS = ["episode_id", "step", "state", "action", "propensity", "candidates", "reward", "terminal",
            "feature_spec_version", "bucket", "stratum"]
@@ -53,18 +52,14 @@ class Transitions:
         return len(np.unique(self.episode_ids))
 
 
-def _filesystem(uri: str) -> tuple[pafs.FileSystem, str]:
-    return pafs.FileSystem.from_uri(uri) if "://" in uri else (pafs.LocalFileSystem(), uri)
-
-
 def load_transitions(lake: Lake, days: list[str], n_actions: int) -> Transitions:
     """Transitions of `days`; fails when a day is missing or the days mix feature specs."""
     tables = []
     for day in days:
-        filesystem, path = _filesystem(lake.transitions(day))
-        if filesystem.get_file_info(f"{path}/_SUCCESS").type == pafs.FileType.NotFound:
+        if not partition_complete(lake.transitions(day)):
             raise DataContractError(f"missing transitions for ds={day} ({lake.transitions(day)}): run build-mdp first")
-        tables.append(pads.dataset(path, filesystem=filesystem, format="parquet",
+        fs, path = filesystem(lake.transitions(day))
+        tables.append(pads.dataset(path, filesystem=fs, format="parquet",
                                    exclude_invalid_files=True).to_table(columns=COLUMNS))
     table = pa.concat_tables(tables)
     if table.num_rows == 0:

@@ -10,21 +10,21 @@ import pyarrow.parquet as pq
 from pyarrow import fs as pafs
 
 from hintrl.config import SimulatorConfig
-from hintrl.lake import Lake
+from hintrl.lake import Lake, filesystem
 from simulator.logs import DayLogs
 
 
 def write_partition(table: pa.Table, uri: str) -> None:
     """Replace the folder `uri` with one holding `table`, never showing a half-written partition."""
-    filesystem, path = pafs.FileSystem.from_uri(uri) if "://" in uri else (pafs.LocalFileSystem(), uri)
+    fs, path = filesystem(uri)
     tmp = f"{path.rstrip('/')}.__tmp_{uuid.uuid4().hex}"
-    filesystem.create_dir(tmp, recursive=True)
-    pq.write_table(table, f"{tmp}/part-00000.parquet", filesystem=filesystem)
-    with filesystem.open_output_stream(f"{tmp}/_SUCCESS") as marker:
+    fs.create_dir(tmp, recursive=True)
+    pq.write_table(table, f"{tmp}/part-00000.parquet", filesystem=fs)
+    with fs.open_output_stream(f"{tmp}/_SUCCESS") as marker:
         marker.write(b"")
-    if filesystem.get_file_info(path).type != pafs.FileType.NotFound:
-        filesystem.delete_dir(path)
-    filesystem.move(tmp, path)
+    if fs.get_file_info(path).type != pafs.FileType.NotFound:
+        fs.delete_dir(path)
+    fs.move(tmp, path)
 
 
 class LakeWriter:
