@@ -9,7 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable, Mapping
+
+import numpy as np
 
 SPEC_VERSION = 1
 
@@ -33,10 +37,24 @@ class FeatureDef:
     sql_file: str  # the SQL in sql/ that computes the source column
     version: int
     state_expr: str | None = None  # SQL over the transitions join giving the state element
+    # The same element computed online from the stored feature columns (serving, the simulator).
+    online: Callable[[Mapping[str, Any]], float] | None = field(default=None, compare=False, repr=False)
+
+    def definition(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if k != "online"}
 
 
 def _ctr(clicks: str, shows: str, prior_clicks: float, prior_non_clicks: float) -> str:
     return f"(COALESCE({clicks}, 0) + {prior_clicks}) / (COALESCE({shows}, 0) + {prior_clicks + prior_non_clicks})"
+
+
+def _n(value: Any) -> float:
+    """SQL's COALESCE(x, 0) for a number."""
+    return 0.0 if value is None else float(value)
+
+
+def _ctr_online(clicks: str, shows: str, a: float, b: float) -> Callable[[Mapping[str, Any]], float]:
+    return lambda c: (_n(c.get(clicks)) + a) / (_n(c.get(shows)) + a + b)
 
 
 def table_features(hint_types: list[int]) -> list[FeatureDef]:
@@ -76,7 +94,7 @@ class FeatureSpec:
     @property
     def version(self) -> str:
         payload = json.dumps(
-            {"types": self.hint_types, "state": [asdict(f) for f in self.state]}, sort_keys=True
+            {"types": self.hint_types, "state": [f.definition() for f in self.state]}, sort_keys=True
         ).encode()
         return f"v{SPEC_VERSION}-{hashlib.sha256(payload).hexdigest()[:10]}"
 
@@ -91,6 +109,10 @@ class FeatureSpec:
     def state_sql(self) -> str:
         """`array(...)` of the state elements in spec order, as floats."""
         return "array(" + ", ".join(f"CAST({f.state_expr} AS FLOAT)" for f in self.state) + ")"
+
+    def state_vector(self, columns: Mapping[str, Any]) -> np.ndarray:
+        """The state from stored feature columns (user_lt and pv_rt names), as Spark builds it."""
+        return np.array([f.online(columns) for f in self.state], dtype=np.float32)  # type: ignore[misc]
 
     def describe(self) -> list[dict[str, object]]:
         return [
@@ -107,30 +129,47 @@ def build_spec(hint_types: list[int], ctr_prior_clicks: float = 1.0, ctr_prior_n
         raise ValueError(f"hint types must be 0..n-1 to serve as action ids, got {types[:10]}")
     a, b = ctr_prior_clicks, ctr_prior_non_clicks
     lt, rt, merge = "sql/user_lt_day_counts.sql", "sql/pv_rt.sql", "sql/user_lt_merge.sql"
+    def gender(c: Mapping[str, Any]) -> str:
+        return c.get("gender") or "U"
+
+    def shown(k: int) -> Callable[[Mapping[str, Any]], float]:
+        return lambda c: float(k in (c.get("shown_in_session") or []))
+
+    def recent(k: int) -> Callable[[Mapping[str, Any]], float]:
+        return lambda c: min(_n(c.get(f"clicks_last100_t{k}")), 5.0) / 5.0
+
     state = [
-        FeatureDef("gender_f", "float", "1 if the user's gender is F", "user_lt", merge, 1, "COALESCE(gender, 'U') = 'F'"),
-        FeatureDef("gender_m", "float", "1 if the user's gender is M", "user_lt", merge, 1, "COALESCE(gender, 'U') = 'M'"),
-        FeatureDef("gender_u", "float", "1 if the user's gender is unknown", "user_lt", merge, 1, "COALESCE(gender, 'U') = 'U'"),
-        FeatureDef("age_scaled", "float", "age / 100, 0 when unknown", "user_lt", merge, 1, "COALESCE(age, 0) / 100.0"),
-        FeatureDef("purchase_power_scaled", "float", "purchase power / 5, 0 when unknown", "user_lt", merge, 1, "COALESCE(purchase_power, 0) / 5.0"),
-        FeatureDef("user_hint_shows_log", "float", "log1p of the user's hint shows before ds", "user_lt", lt, 1, "LN(1 + COALESCE(hint_shows, 0))"),
-        FeatureDef("user_hint_ctr", "float", "user's smoothed hint CTR before ds", "user_lt", lt, 1, _ctr("hint_clicks", "hint_shows", a, b)),
+        FeatureDef("gender_f", "float", "1 if the user's gender is F", "user_lt", merge, 1,
+                   "COALESCE(gender, 'U') = 'F'", lambda c: float(gender(c) == "F")),
+        FeatureDef("gender_m", "float", "1 if the user's gender is M", "user_lt", merge, 1,
+                   "COALESCE(gender, 'U') = 'M'", lambda c: float(gender(c) == "M")),
+        FeatureDef("gender_u", "float", "1 if the user's gender is unknown", "user_lt", merge, 1,
+                   "COALESCE(gender, 'U') = 'U'", lambda c: float(gender(c) == "U")),
+        FeatureDef("age_scaled", "float", "age / 100, 0 when unknown", "user_lt", merge, 1,
+                   "COALESCE(age, 0) / 100.0", lambda c: _n(c.get("age")) / 100.0),
+        FeatureDef("purchase_power_scaled", "float", "purchase power / 5, 0 when unknown", "user_lt", merge, 1,
+                   "COALESCE(purchase_power, 0) / 5.0", lambda c: _n(c.get("purchase_power")) / 5.0),
+        FeatureDef("user_hint_shows_log", "float", "log1p of the user's hint shows before ds", "user_lt", lt, 1,
+                   "LN(1 + COALESCE(hint_shows, 0))", lambda c: math.log(1.0 + _n(c.get("hint_shows")))),
+        FeatureDef("user_hint_ctr", "float", "user's smoothed hint CTR before ds", "user_lt", lt, 1,
+                   _ctr("hint_clicks", "hint_shows", a, b), _ctr_online("hint_clicks", "hint_shows", a, b)),
     ]
     for k in types:
         state.append(
             FeatureDef(f"user_ctr_t{k}", "float", f"user's smoothed CTR on hint type {k} before ds", "user_lt", lt, 1,
-                       _ctr(f"clicks_t{k}", f"shows_t{k}", a, b))
+                       _ctr(f"clicks_t{k}", f"shows_t{k}", a, b), _ctr_online(f"clicks_t{k}", f"shows_t{k}", a, b))
         )
-    state.append(FeatureDef("page_scaled", "float", "(page - 1) / 10", "pv_rt", rt, 1, "(page - 1) / 10.0"))
+    state.append(FeatureDef("page_scaled", "float", "(page - 1) / 10", "pv_rt", rt, 1,
+                            "(page - 1) / 10.0", lambda c: (_n(c.get("page")) - 1.0) / 10.0))
     for k in types:
         state.append(
             FeatureDef(f"recent_clicks_t{k}", "float", f"min(clicks_last100_t{k}, 5) / 5", "pv_rt", rt, 1,
-                       f"LEAST(clicks_last100_t{k}, 5) / 5.0")
+                       f"LEAST(clicks_last100_t{k}, 5) / 5.0", recent(k))
         )
     for k in types:
         state.append(
             FeatureDef(f"shown_t{k}", "float", f"1 if type {k} was already shown in this (session, query)", "pv_rt", rt, 1,
-                       f"array_contains(shown_in_session, {k})")
+                       f"array_contains(shown_in_session, {k})", shown(k))
         )
     return FeatureSpec(tuple(types), tuple(state), a, b)
 

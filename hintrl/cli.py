@@ -150,6 +150,61 @@ def cmd_nightly(cfg: HintrlConfig, args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
+def load_registered_policy(cfg: HintrlConfig, model_uri: str):  # type: ignore[no-untyped-def]
+    """The policy object and metadata of a registered hintrl model."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    from offline_rl.registry import check_tracking_uri
+
+    _quiet_d3rlpy()
+    check_tracking_uri(cfg.tracking_uri)
+    mlflow.set_tracking_uri(cfg.tracking_uri)
+    try:
+        python_model = mlflow.pyfunc.load_model(model_uri).unwrap_python_model()
+    except MlflowException as err:
+        raise HintrlError(f"cannot load {model_uri} from {cfg.tracking_uri}: {err.message}") from None
+    if not hasattr(python_model, "policy"):
+        raise HintrlError(f"{model_uri} is not a hintrl policy model")
+    return python_model.policy, python_model.meta
+
+
+def cmd_ground_truth(cfg: HintrlConfig, args: argparse.Namespace) -> dict[str, Any]:
+    from feature_store.registry import build_spec
+    from simulator.ground_truth import rollout
+    from simulator.logging_policy import ServedPolicy
+
+    if args.days < 1:
+        raise HintrlError("--days must be >= 1")
+    if bool(args.model_uri) == bool(args.policy):
+        raise HintrlError("give exactly one of --model-uri and --policy")
+    spec = build_spec(list(range(cfg.simulator.n_types)), cfg.features.ctr_prior_clicks, cfg.features.ctr_prior_non_clicks)
+    policies: list[Any] = []
+    if args.model_uri:
+        policy, meta = load_registered_policy(cfg, args.model_uri)
+        if meta["feature_spec_version"] != spec.version:
+            raise HintrlError(f"{args.model_uri} uses feature spec {meta['feature_spec_version']}, the simulator {spec.version}")
+        policies.append(ServedPolicy(policy, f"{args.model_uri} ({meta['algo']})"))
+    else:
+        policies.append(args.policy)
+    if not args.no_reference:
+        policies += [p for p in ("baseline", "oracle") if p != args.policy]
+    results = []
+    for policy in policies:
+        progress(f"ground-truth: rolling out {getattr(policy, 'name', policy)} over {args.days} day(s) from {args.ds}")
+        results.append(rollout(policy, cfg.simulator, args.ds, args.days, cfg.reward, spec))
+    if not args.json:
+        presets = list(results[0].returns)
+        print("True values in the simulated world (95% intervals over episodes):")
+        print("| policy | episodes | hint CTR | " + " | ".join(f"return ({p})" for p in presets) + " |")
+        print("|---|---|---|" + "---|" * len(presets))
+        for r in results:
+            cells = [f"{r.hint_ctr.value:.4f} [{r.hint_ctr.low:.4f}, {r.hint_ctr.high:.4f}]"]
+            cells += [f"{r.returns[p].value:.4f} [{r.returns[p].low:.4f}, {r.returns[p].high:.4f}]" for p in presets]
+            print(f"| {r.policy} | {r.n_episodes} | " + " | ".join(cells) + " |")
+    return {"ds": args.ds, "days": args.days, "results": [r.to_json() for r in results]}
+
+
 COMMANDS: dict[str, tuple[Callable[[HintrlConfig, argparse.Namespace], dict[str, Any]], str]] = {
     "simulate": (cmd_simulate, "simulate days of search traffic and write the raw tables"),
     "ingest": (cmd_ingest, "validate raw logs of a day: clean rows to validated/, bad rows to quarantine/"),
@@ -159,6 +214,7 @@ COMMANDS: dict[str, tuple[Callable[[HintrlConfig, argparse.Namespace], dict[str,
     "evaluate": (cmd_evaluate, "off-policy evaluation of the trained policies, behaviour and champion"),
     "promote": (cmd_promote, "log the nightly to MLflow, register the challenger and apply the gate"),
     "nightly": (cmd_nightly, "run the hintrl_nightly Airflow DAG for --ds with dag.test()"),
+    "ground-truth": (cmd_ground_truth, "roll a policy out in the simulated world and report its true value"),
 }
 
 DS_HELP = {
@@ -166,6 +222,7 @@ DS_HELP = {
     "ingest": "day whose raw logs to ingest (YYYY-MM-DD)",
     "features": "day whose features to build (YYYY-MM-DD)",
     "build-mdp": "day whose transitions to build (YYYY-MM-DD)",
+    "ground-truth": "first simulated day of the rollout (YYYY-MM-DD)",
 }
 NIGHTLY_DS_HELP = "the nightly's day (YYYY-MM-DD): trains on the days before ds-1, evaluates on ds-1, serves ds"
 
@@ -190,8 +247,12 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--since", help="also process earlier days from this one whose output is missing")
         if name in ("ingest", "features", "build-mdp", "nightly"):
             p.add_argument("--master", help="Spark master URL (default local[*])")
-        if name == "simulate":
+        if name in ("simulate", "ground-truth"):
             p.add_argument("--days", type=int, default=7, help="number of days to simulate (default 7)")
+        if name == "ground-truth":
+            p.add_argument("--model-uri", help="a registered hintrl model, e.g. models:/hintrl_hint_policy@champion")
+            p.add_argument("--policy", choices=["baseline", "uniform", "oracle"], help="or a built-in policy")
+            p.add_argument("--no-reference", action="store_true", help="skip the baseline and oracle rollouts")
         if name == "train":
             p.add_argument("--algo", choices=["cql", "dqn"], required=True, help="algorithm to train")
     return parser

@@ -27,6 +27,8 @@ class SimulatorConfig:
     max_pages: int = 5
     min_candidates: int = 5
     explore_share: float = 0.15
+    # Share of users served by a given policy object (the `policy` bucket; 0 when none is given).
+    policy_share: float = 0.0
     baseline_epsilon: float = 0.2
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections import deque
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -13,7 +12,9 @@ import pyarrow as pa
 from hintrl.config import SimulatorConfig
 from hintrl.contracts import arrow_schema
 from hintrl.dates import parse_ds
-from simulator.logging_policy import BaselinePolicy, UniformPolicy
+from feature_store.online import OnlineFeatureComputer, Profile
+from feature_store.registry import FeatureSpec, build_spec
+from simulator.logging_policy import BaselinePolicy, SimPolicy, StepContext, UniformPolicy
 from simulator.world import GENDERS, World, build_world
 
 SEARCH_PV_SCHEMA = arrow_schema("search_pv")
@@ -58,17 +59,49 @@ class _Rows:
 
 
 class Simulator:
-    """Runs the world day after day, carrying each user's recent hint clicks across days."""
+    """Runs the world day after day; users' histories (and so their features) carry across days.
 
-    def __init__(self, cfg: SimulatorConfig, world: World | None = None):
+    Users are split into buckets once: `explore` (uniform), `policy` (the given policy, when one is
+    given) and `baseline` (the site's heuristic). Each page view is decided by the user's bucket
+    policy with exact probabilities, which are logged as the propensity.
+    """
+
+    def __init__(self, cfg: SimulatorConfig, world: World | None = None, policy: SimPolicy | None = None,
+                 spec: FeatureSpec | None = None):
         self.cfg = cfg
         self.world = world or build_world(cfg)
         rng = np.random.default_rng([cfg.seed, 1])
-        self.user_bucket = np.where(rng.random(cfg.n_users) < cfg.explore_share, "explore", "baseline")
-        self.baseline = BaselinePolicy(self.world, cfg.baseline_epsilon)
-        self.explore = UniformPolicy()
-        self.recent: list[deque] = [deque(maxlen=100) for _ in range(cfg.n_users)]
+        draw = rng.random(cfg.n_users)
+        policy_share = cfg.policy_share if policy is not None else 0.0
+        self.user_bucket = np.where(
+            draw < cfg.explore_share, "explore",
+            np.where(draw < cfg.explore_share + policy_share, "policy", "baseline"),
+        )
+        self.policies: dict[str, SimPolicy] = {
+            "baseline": BaselinePolicy(self.world, cfg.baseline_epsilon), "explore": UniformPolicy(),
+        }
+        if policy is not None:
+            self.policies["policy"] = policy
+        self.spec = spec or build_spec(list(range(self.world.n_types)))
+        self.online = OnlineFeatureComputer(self.world.n_types, window_pvs=100, profiles={
+            user_id(u): Profile(str(GENDERS[self.world.gender[u]]), int(self.world.age[u]), int(self.world.purchase_power[u]))
+            for u in range(cfg.n_users)
+        })
         self._items_by_category = [np.flatnonzero(self.world.item_category == c) for c in range(10)]
+
+    @property
+    def baseline(self) -> SimPolicy:
+        return self.policies["baseline"]
+
+    @property
+    def explore(self) -> SimPolicy:
+        return self.policies["explore"]
+
+    def _observation(self, uid: str, session: str, qid: str, page: int, open_c: np.ndarray) -> np.ndarray:
+        state = self.spec.state_vector(self.online.columns(uid, session, qid, page))
+        mask = np.zeros(self.world.n_types, dtype=np.float32)
+        mask[open_c] = 1.0
+        return np.concatenate([state, mask])
 
     def static_tables(self) -> dict[str, pa.Table]:
         w = self.world
@@ -119,15 +152,20 @@ class Simulator:
                 start = midnight + dt.timedelta(hours=int(rng.choice(23, p=hour_weights)), seconds=float(rng.uniform(0, 1800)))
                 sessions.append((start, int(u)))
         sessions.sort()
+        self.online.start_day(ds)
+        busy_until: dict[int, dt.datetime] = {}
         pv_seq = action_seq = 0
         for s_index, (start, u) in enumerate(sessions):
             session = f"s{ds.replace('-', '')}{s_index:06d}"
-            bucket = self.user_bucket[u]
-            policy = self.explore if bucket == "explore" else self.baseline
-            now = start
+            bucket = str(self.user_bucket[u])
+            policy = self.policies[bucket]
+            uid = user_id(u)
+            # A user's sessions never overlap, so their page views form one time-ordered history.
+            now = max(start, busy_until.get(u, start))
             used_queries: set[int] = set()
             for _ in range(1 + rng.poisson(0.3)):
                 q = int(rng.choice(cfg.n_queries, p=w.query_popularity))
+                qid = query_id(q)
                 if q in used_queries:  # an episode is (session, query): a repeated query continues nothing
                     continue
                 used_queries.add(q)
@@ -137,15 +175,17 @@ class Simulator:
                 for page in range(1, cfg.max_pages + 1):
                     if now >= end_of_day:  # logs of a day hold only that day's page views
                         break
-                    open_c = np.array([c for c in candidates if c not in shown], dtype=np.int32)
-                    probs = policy.probabilities(open_c)
+                    open_c = np.array([c for c in candidates if c not in shown], dtype=np.int64)
+                    recent = self.online.recent_clicks(uid)
+                    hour = (now - midnight).total_seconds() / 3600.0
+                    ctx = StepContext(
+                        user=u, query=q, page=page, hour=hour, clicks_in_episode=clicks_in_episode,
+                        open_candidates=open_c, recent_clicks=recent,
+                        observation=lambda: self._observation(uid, session, qid, page, open_c),  # noqa: B023
+                    )
+                    probs = policy.probabilities(ctx)
                     choice = int(rng.choice(len(open_c), p=probs))
                     hint, propensity = int(open_c[choice]), float(probs[choice])
-                    recent = np.zeros(w.n_types)
-                    for t in self.recent[u]:
-                        if t >= 0:
-                            recent[t] += 1
-                    hour = (now - midnight).total_seconds() / 3600.0
                     p_click = w.click_probability(u, q, np.array([hint]), page, clicks_in_episode, recent, hour)[0]
                     clicked = bool(rng.random() < p_click)
                     item_clicks = int(rng.poisson(0.5 + 0.8 * clicked))
@@ -156,9 +196,9 @@ class Simulator:
                     pv.add(
                         event_id=f"pv{ds.replace('-', '')}{pv_seq:07d}",
                         ts=now,
-                        user_id=user_id(u),
+                        user_id=uid,
                         session_id=session,
-                        query_id=query_id(q),
+                        query_id=qid,
                         page=page,
                         bucket=bucket,
                         candidates=candidates.tolist(),
@@ -179,7 +219,7 @@ class Simulator:
                             t_action += dt.timedelta(seconds=float(rng.uniform(0.5, 3)))
                             actions.add(
                                 event_id=f"ua{ds.replace('-', '')}{action_seq:08d}",
-                                ts=t_action, user_id=user_id(u), session_id=session,
+                                ts=t_action, user_id=uid, session_id=session,
                                 action_type=kind, item_id=item_id(int(it)),
                             )
                             action_seq += 1
@@ -188,11 +228,11 @@ class Simulator:
                             t_action += dt.timedelta(seconds=float(rng.uniform(1, 5)))
                             actions.add(
                                 event_id=f"ua{ds.replace('-', '')}{action_seq:08d}",
-                                ts=t_action, user_id=user_id(u), session_id=session,
+                                ts=t_action, user_id=uid, session_id=session,
                                 action_type=kind, item_id=item_id(bought),
                             )
                             action_seq += 1
-                    self.recent[u].append(hint if clicked else -1)
+                    self.online.observe(uid, session, qid, hint, clicked)
                     shown.append(hint)
                     clicks_in_episode += int(clicked)
                     now = t_action + dt.timedelta(seconds=float(rng.uniform(5, 30)))
@@ -200,6 +240,7 @@ class Simulator:
                     if rng.random() >= p_next:
                         break
                 now += dt.timedelta(seconds=float(rng.uniform(5, 60)))
+            busy_until[u] = now
         return DayLogs(
             ds=ds,
             search_pv=pv.table(SEARCH_PV_SCHEMA),

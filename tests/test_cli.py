@@ -39,7 +39,8 @@ def test_unknown_setting_is_one_line(tmp_path):
 
 
 def test_every_stage_has_help():
-    for command in ("simulate", "ingest", "features", "build-mdp", "train", "evaluate", "promote", "nightly"):
+    for command in ("simulate", "ingest", "features", "build-mdp", "train", "evaluate", "promote", "nightly",
+                    "ground-truth"):
         out = subprocess.run([sys.executable, "-m", "hintrl.cli", command, "--help"], capture_output=True, text=True)
         assert out.returncode == 0 and "--lake" in out.stdout and "--ds" in out.stdout, command
 
@@ -48,3 +49,21 @@ def test_features_describe_prints_the_registry(tmp_path):
     code, out, _ = hintrl("features", "describe", home=tmp_path)
     assert code == 0
     assert "clicks_last100_t7" in out and "recent_clicks_t0" in out and "Feature spec v1-" in out
+
+
+def test_ground_truth_of_a_builtin_policy(tmp_path):
+    import json
+
+    small = ["--set", "simulator.n_users=300", "--set", "simulator.n_queries=40", "--set", "simulator.n_items=100"]
+    code, out, err = hintrl("ground-truth", "--ds", "2026-11-01", "--days", "1", "--policy", "uniform", "--json", *small,
+                            home=tmp_path)
+    assert code == 0, err
+    results = json.loads(out.splitlines()[-1])["results"]
+    assert [r["policy"] for r in results] == ["uniform-explore-v1", "baseline-heuristic-v1", "oracle-myopic"]
+    assert results[2]["hint_ctr"]["value"] > results[0]["hint_ctr"]["value"]
+    assert set(results[0]["returns"]) == {"ctr", "guided", "ma_rdpg"}
+
+
+def test_ground_truth_needs_exactly_one_policy(tmp_path):
+    code, _, err = hintrl("ground-truth", "--ds", "2026-11-01", home=tmp_path)
+    assert code == 1 and err == "error: give exactly one of --model-uri and --policy"

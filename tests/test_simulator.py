@@ -3,6 +3,7 @@ import pytest
 
 from hintrl.config import SimulatorConfig
 from hintrl.contracts import arrow_schema
+from simulator.logging_policy import StepContext
 from simulator.logs import Simulator
 
 SMALL = SimulatorConfig(n_users=300, n_queries=40, n_items=200, seed=11)
@@ -37,7 +38,8 @@ def test_logged_propensities_are_the_logging_policy_probabilities(day):
         for row in ep.itertuples():
             open_c = np.array([c for c in row.candidates if c not in shown])
             policy = sim.explore if row.bucket == "explore" else sim.baseline
-            probs = policy.probabilities(open_c)
+            ctx = StepContext(0, 0, row.page, 0.0, 0, open_c, np.zeros(8), lambda: np.zeros(0))
+            probs = policy.probabilities(ctx)
             assert row.propensity == pytest.approx(probs[list(open_c).index(row.hint_type)])
             shown.append(row.hint_type)
 

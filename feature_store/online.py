@@ -1,0 +1,89 @@
+"""The online feature computer: from an event history, the feature columns the Spark jobs store.
+
+It follows the definitions of `pipelines/long_term.py` and `pipelines/realtime.py`:
+- long-term columns (user_lt) of an event on day X count hint shows and clicks of days before X,
+  with demographics from the profile;
+- real-time columns (pv_rt) use the user's previous `window_pvs` page views in (ts, event_id)
+  order, whatever their day, and the hints shown earlier in the same (session, query).
+Events must be observed in (ts, event_id) order. Serving and the simulator read the state through
+`FeatureSpec.state_vector(columns)`, so the state is built by the registry in both places.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict, deque
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Profile:
+    gender: str | None
+    age: int | None
+    purchase_power: int | None
+
+
+class OnlineFeatureComputer:
+    def __init__(self, n_types: int, window_pvs: int = 100, profiles: dict[str, Profile] | None = None):
+        self.n_types = n_types
+        self.window_pvs = window_pvs
+        self.profiles: dict[str, Profile] = dict(profiles or {})
+        # counts per user: [shows per type..., clicks per type...]
+        self._before_today: dict[str, np.ndarray] = defaultdict(lambda: np.zeros(2 * n_types, dtype=np.int64))
+        self._today: dict[str, np.ndarray] = defaultdict(lambda: np.zeros(2 * n_types, dtype=np.int64))
+        self._day: str | None = None
+        self._recent: dict[str, deque] = defaultdict(lambda: deque(maxlen=window_pvs))
+        self._shown: dict[tuple[str, str], list[int]] = defaultdict(list)
+
+    def set_profile(self, user_id: str, profile: Profile) -> None:
+        self.profiles[user_id] = profile
+
+    def start_day(self, ds: str) -> None:
+        """Move to day `ds`: what was observed on earlier days becomes long-term history."""
+        if self._day is not None and ds < self._day:
+            raise ValueError(f"events must arrive in time order: day {ds} after {self._day}")
+        if ds != self._day:
+            for user, counts in self._today.items():
+                self._before_today[user] += counts
+            self._today.clear()
+            self._day = ds
+
+    def recent_clicks(self, user_id: str) -> np.ndarray:
+        """Hint clicks per type in the user's previous `window_pvs` page views."""
+        counts = np.zeros(self.n_types, dtype=np.int64)
+        for hint, clicked in self._recent[user_id]:
+            if clicked and hint is not None:
+                counts[hint] += 1
+        return counts
+
+    def columns(self, user_id: str, session_id: str, query_id: str, page: int) -> dict[str, Any]:
+        """The user_lt and pv_rt columns of a page view about to happen."""
+        k = self.n_types
+        profile = self.profiles.get(user_id, Profile(None, None, None))
+        counts = self._before_today[user_id] if user_id in self._before_today else np.zeros(2 * k, dtype=np.int64)
+        cols: dict[str, Any] = {
+            "gender": profile.gender or "U",
+            "age": profile.age,
+            "purchase_power": profile.purchase_power,
+            "hint_shows": int(counts[:k].sum()),
+            "hint_clicks": int(counts[k:].sum()),
+            "page": page,
+            "shown_in_session": list(self._shown.get((session_id, query_id), [])),
+        }
+        recent = self.recent_clicks(user_id)
+        for t in range(k):
+            cols[f"shows_t{t}"] = int(counts[t])
+            cols[f"clicks_t{t}"] = int(counts[k + t])
+            cols[f"clicks_last100_t{t}"] = int(recent[t])
+        return cols
+
+    def observe(self, user_id: str, session_id: str, query_id: str, hint_type: int | None, clicked: bool) -> None:
+        """Record a page view after it happened."""
+        self._recent[user_id].append((hint_type, bool(clicked)))
+        if hint_type is not None:
+            today = self._today[user_id]
+            today[hint_type] += 1
+            today[self.n_types + hint_type] += int(bool(clicked))
+            self._shown[(session_id, query_id)].append(int(hint_type))

@@ -1,0 +1,132 @@
+"""Ground truth: the true value of any policy, by rolling it out in the world that wrote the logs.
+
+`rollout` runs the same world (same seed, same users and days) with every user served by the
+policy, and measures from the page views it produced: the mean episode return under each reward
+preset and the hint CTR, each with a 95% normal interval over episodes. `logged_value` measures
+the same quantities on logged page views (e.g. the baseline bucket), so the two are comparable.
+Episodes are (session, query); returns are undiscounted sums over pages.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from feature_store.registry import FeatureSpec
+from hintrl.config import RewardConfig, SimulatorConfig
+from hintrl.dates import shift
+from hintrl.rewards import PRESETS, reward
+from simulator.logging_policy import SimPolicy
+from simulator.logs import Simulator
+from simulator.world import World
+
+Z95 = 1.959963984540054
+
+
+@dataclass(frozen=True)
+class Interval:
+    value: float
+    low: float
+    high: float
+
+    def contains(self, x: float) -> bool:
+        return self.low <= x <= self.high
+
+
+@dataclass(frozen=True)
+class PolicyValue:
+    policy: str
+    n_episodes: int
+    n_page_views: int
+    returns: dict[str, Interval]  # per reward preset
+    hint_ctr: Interval
+
+    def to_json(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def _mean_interval(x: np.ndarray) -> Interval:
+    mean = float(x.mean())
+    half = Z95 * float(x.std(ddof=1)) / float(np.sqrt(len(x))) if len(x) > 1 else float("inf")
+    return Interval(mean, mean - half, mean + half)
+
+
+def _ratio_interval(num: np.ndarray, den: np.ndarray) -> Interval:
+    """sum(num) / sum(den) with a delta-method interval over episodes (clicks within an episode correlate)."""
+    ratio = float(num.sum() / den.sum())
+    n = len(num)
+    resid = num - ratio * den
+    half = Z95 * float(resid.std(ddof=1)) / float(den.mean() * np.sqrt(n)) if n > 1 else float("inf")
+    return Interval(ratio, ratio - half, ratio + half)
+
+
+def step_components(pv: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
+    """Page views that showed a hint, sorted by episode and page, with the reward components of
+    hintrl.rewards (the same definitions as the transitions job)."""
+    steps = pv[pv["hint_type"].notna()].copy()
+    steps["episode"] = steps["session_id"] + "|" + steps["query_id"]
+    steps = steps.sort_values(["episode", "page", "ts", "event_id"]).reset_index(drop=True)
+    terminal = (steps["episode"] != steps["episode"].shift(-1)).to_numpy()
+    purchased = steps["purchased"].to_numpy(dtype=np.float64)
+    components = {
+        "hint_click": steps["hint_clicked"].to_numpy(dtype=np.float64),
+        "page": steps["page"].to_numpy(dtype=np.float64),
+        "item_clicks": steps["item_clicks"].to_numpy(dtype=np.float64),
+        "turned_page": (~terminal).astype(np.float64),
+        "purchased": purchased,
+        "purchase_amount": steps["purchase_amount"].to_numpy(dtype=np.float64),
+        "left_without_purchase": (terminal & (purchased == 0)).astype(np.float64),
+    }
+    return steps, components
+
+
+def measure(pv: pd.DataFrame, name: str, reward_cfg: RewardConfig | None = None) -> PolicyValue:
+    """Value of the page views in `pv` under every reward preset, and their hint CTR."""
+    base = reward_cfg or RewardConfig()
+    steps, comps = step_components(pv)
+    if steps.empty:
+        raise ValueError(f"no page views with a hint to measure for {name}")
+    episode_codes, _ = pd.factorize(steps["episode"])
+    n_episodes = int(episode_codes.max()) + 1
+    returns = {}
+    for preset in PRESETS:
+        r = reward(comps, dataclasses.replace(base, preset=preset))
+        returns[preset] = _mean_interval(np.bincount(episode_codes, weights=r, minlength=n_episodes))
+    clicks = np.bincount(episode_codes, weights=comps["hint_click"], minlength=n_episodes)
+    shows = np.bincount(episode_codes, minlength=n_episodes).astype(np.float64)
+    return PolicyValue(name, n_episodes, len(steps), returns, _ratio_interval(clicks, shows))
+
+
+def logged_value(pv: pd.DataFrame, bucket: str, reward_cfg: RewardConfig | None = None) -> PolicyValue:
+    return measure(pv[pv["bucket"] == bucket], f"logged {bucket} bucket", reward_cfg)
+
+
+def rollout(
+    policy: SimPolicy | str,
+    cfg: SimulatorConfig,
+    first_ds: str,
+    days: int,
+    reward_cfg: RewardConfig | None = None,
+    spec: FeatureSpec | None = None,
+    world: World | None = None,
+) -> PolicyValue:
+    """Roll `policy` out for every user over `days` days from `first_ds`.
+
+    `policy` is a simulator policy, or the name of a built-in one: baseline, uniform, oracle.
+    """
+    from simulator.logging_policy import OraclePolicy
+
+    everyone = dataclasses.replace(cfg, explore_share=0.0, policy_share=1.0)
+    sim = Simulator(everyone, world=world, spec=spec)
+    if isinstance(policy, str):
+        builtin = {"baseline": sim.baseline, "uniform": sim.explore, "oracle": OraclePolicy(sim.world)}
+        if policy not in builtin:
+            raise ValueError(f"unknown built-in policy {policy!r}: choose from {', '.join(builtin)}")
+        policy = builtin[policy]
+    sim.policies["policy"] = policy
+    sim.user_bucket[:] = "policy"
+    frames = [sim.simulate_day(shift(first_ds, i), i).search_pv.to_pandas() for i in range(days)]
+    return measure(pd.concat(frames, ignore_index=True), policy.name, reward_cfg)

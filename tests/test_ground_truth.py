@@ -1,0 +1,71 @@
+import dataclasses
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from hintrl.config import SimulatorConfig
+from offline_rl.policies import UniformPolicy as ServedUniform
+from simulator.ground_truth import logged_value, measure, rollout
+from simulator.logging_policy import ServedPolicy
+from simulator.logs import Simulator
+
+WORLD = SimulatorConfig(n_users=1500, n_queries=80, n_items=300, seed=5)
+DAYS = ["2026-11-01", "2026-11-02"]
+
+
+@pytest.fixture(scope="module")
+def logs():
+    sim = Simulator(WORLD)
+    return pd.concat([sim.simulate_day(d, i).search_pv.to_pandas() for i, d in enumerate(DAYS)], ignore_index=True)
+
+
+@pytest.fixture(scope="module")
+def baseline_truth():
+    return rollout("baseline", WORLD, DAYS[0], len(DAYS))
+
+
+def test_rollout_of_the_baseline_reproduces_the_logged_baseline_bucket(logs, baseline_truth):
+    logged = logged_value(logs, "baseline")
+    for preset in ("ctr", "guided"):
+        assert logged.returns[preset].contains(baseline_truth.returns[preset].value), preset
+    assert logged.hint_ctr.contains(baseline_truth.hint_ctr.value)
+
+
+def test_oracle_beats_the_baseline_and_uniform_is_worse(baseline_truth):
+    oracle = rollout("oracle", WORLD, DAYS[0], len(DAYS))
+    uniform = rollout("uniform", WORLD, DAYS[0], len(DAYS))
+    assert oracle.hint_ctr.low > baseline_truth.hint_ctr.high
+    assert oracle.returns["ctr"].low > baseline_truth.returns["ctr"].high
+    assert uniform.hint_ctr.value < baseline_truth.hint_ctr.value
+
+
+def test_rollout_is_deterministic_for_a_seed(baseline_truth):
+    assert rollout("baseline", WORLD, DAYS[0], len(DAYS)) == baseline_truth
+
+
+def test_policy_bucket_logs_the_served_policys_probabilities():
+    served = ServedPolicy(ServedUniform(state_dim=32), name="served-uniform")
+    sim = Simulator(dataclasses.replace(WORLD, policy_share=0.5, explore_share=0.0), policy=served)
+    pv = sim.simulate_day(DAYS[0], 0).search_pv.to_pandas()
+    policy_rows = pv[pv.bucket == "policy"]
+    assert 0.4 < len(policy_rows) / len(pv) < 0.6
+    assert (policy_rows.policy_version == "served-uniform").all()
+    shown_before = policy_rows.groupby(["session_id", "query_id"]).cumcount().to_numpy()
+    open_counts = policy_rows.candidates.map(len).to_numpy() - shown_before
+    np.testing.assert_allclose(policy_rows.propensity.to_numpy(), 1.0 / open_counts)
+
+
+def test_measure_counts_episode_returns_by_hand():
+    ts = pd.Timestamp("2026-11-01T10:00:00Z")
+    pv = pd.DataFrame({
+        "event_id": ["a", "b", "c"], "ts": [ts] * 3, "session_id": ["s1", "s1", "s2"], "query_id": ["q"] * 3,
+        "page": [1, 2, 1], "hint_type": [0, 1, 2], "hint_clicked": [True, True, False], "item_clicks": [0, 0, 0],
+        "purchased": [False, False, False], "purchase_amount": [0.0, 0.0, 0.0],
+    })
+    value = measure(pv, "hand")
+    # ctr preset, page decay 0.9: episode s1 = 1 + 0.9, episode s2 = 0
+    assert value.returns["ctr"].value == pytest.approx(1.9 / 2)
+    assert value.hint_ctr.value == pytest.approx(2 / 3)
+    # ma_rdpg: s1 = 1 + 1 (clicks), s2 = -5 (left without purchase)
+    assert value.returns["ma_rdpg"].value == pytest.approx((2 - 5) / 2)
