@@ -39,6 +39,7 @@ class Interval:
 @dataclass(frozen=True)
 class PolicyValue:
     policy: str
+    n_sessions: int
     n_episodes: int
     n_page_views: int
     returns: dict[str, Interval]  # per reward preset
@@ -97,7 +98,8 @@ def measure(pv: pd.DataFrame, name: str, reward_cfg: RewardConfig | None = None)
         returns[preset] = _mean_interval(np.bincount(episode_codes, weights=r, minlength=n_episodes))
     clicks = np.bincount(episode_codes, weights=comps["hint_click"], minlength=n_episodes)
     shows = np.bincount(episode_codes, minlength=n_episodes).astype(np.float64)
-    return PolicyValue(name, n_episodes, len(steps), returns, _ratio_interval(clicks, shows))
+    return PolicyValue(name, int(steps["session_id"].nunique()), n_episodes, len(steps), returns,
+                       _ratio_interval(clicks, shows))
 
 
 def logged_value(pv: pd.DataFrame, bucket: str, reward_cfg: RewardConfig | None = None) -> PolicyValue:

@@ -32,7 +32,8 @@ class World:
     gender: np.ndarray  # index into GENDERS
     age: np.ndarray
     purchase_power: np.ndarray
-    pref: np.ndarray  # (users, types)
+    pref: np.ndarray  # (users, types): family preference + type preference
+    family_pref: np.ndarray  # (users, families)
     # queries
     query_category: np.ndarray
     query_popularity: np.ndarray
@@ -90,18 +91,21 @@ def build_world(cfg: SimulatorConfig) -> World:
     age = np.clip(rng.normal(33, 10, size=n_u), 16, 70).astype(np.int32)
     purchase_power = rng.choice(np.arange(1, 6), size=n_u, p=[0.15, 0.25, 0.3, 0.2, 0.1]).astype(np.int32)
 
-    # Preferences over hint types: demographic effects shared by a segment plus individual noise.
-    w_gender = rng.normal(0.0, 0.9, size=(3, n_t))
-    w_age = rng.normal(0.0, 0.6, size=n_t)
-    w_power = rng.normal(0.0, 0.5, size=n_t)
+    type_family = (np.arange(n_t) * cfg.n_families // n_t).astype(np.int32)
+    # Preferences over hint families and types: demographic effects shared by a segment plus
+    # individual noise, at both levels; a type inherits its family's preference.
     age_z = (age - 33.0) / 10.0
     power_z = (purchase_power - 3.0) / 1.5
-    pref = (
-        w_gender[gender]
-        + np.outer(age_z, w_age)
-        + np.outer(power_z, w_power)
-        + rng.normal(0.0, 0.5, size=(n_u, n_t))
-    )
+
+    def preference(n: int, scale: float) -> np.ndarray:
+        w_gender = rng.normal(0.0, 0.9 * scale, size=(3, n))
+        w_age = rng.normal(0.0, 0.6 * scale, size=n)
+        w_power = rng.normal(0.0, 0.5 * scale, size=n)
+        noise = rng.normal(0.0, 0.5 * scale, size=(n_u, n))
+        return w_gender[gender] + np.outer(age_z, w_age) + np.outer(power_z, w_power) + noise
+
+    family_pref = preference(cfg.n_families, 0.7)
+    pref = family_pref[:, type_family] + preference(n_t, 0.7)
 
     query_category = rng.integers(0, 10, size=n_q).astype(np.int32)
     popularity = 1.0 / np.arange(1, n_q + 1) ** 1.1
@@ -118,13 +122,13 @@ def build_world(cfg: SimulatorConfig) -> World:
     item_sales = rng.zipf(1.8, size=n_i).clip(max=100000).astype(np.int64)
 
     type_base = rng.normal(-2.0, 0.35, size=n_t)
-    type_family = (np.arange(n_t) * cfg.n_families // n_t).astype(np.int32)
     return World(
         cfg=cfg,
         gender=gender,
         age=age,
         purchase_power=purchase_power,
         pref=pref,
+        family_pref=family_pref,
         query_category=query_category,
         query_popularity=query_popularity,
         query_candidates=query_candidates,
