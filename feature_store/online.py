@@ -4,8 +4,9 @@ It follows the definitions of `pipelines/long_term.py` and `pipelines/realtime.p
 - long-term columns (user_lt) of an event on day X count hint shows and clicks of days before X,
   with demographics from the profile;
 - real-time columns (pv_rt) use the user's previous `window_pvs` page views in (ts, event_id)
-  order, whatever their day, and the hints shown earlier in the same (session, query).
-Events must be observed in (ts, event_id) order. Serving and the simulator read the state through
+  order, whatever their day, the hints shown earlier in the same (session, query), and the user's
+  last 5 actions and clicked items strictly before the page view.
+Events must be observed in time order; an action at the same ts as a page view comes after it. Serving and the simulator read the state through
 `FeatureSpec.state_vector(columns)`, so the state is built by the registry in both places.
 """
 
@@ -26,10 +27,19 @@ class Profile:
 
 
 class OnlineFeatureComputer:
-    def __init__(self, n_types: int, window_pvs: int = 100, profiles: dict[str, Profile] | None = None):
+    def __init__(
+        self,
+        n_types: int,
+        window_pvs: int = 100,
+        profiles: dict[str, Profile] | None = None,
+        items: dict[str, tuple[float, int, float]] | None = None,
+    ):
         self.n_types = n_types
         self.window_pvs = window_pvs
         self.profiles: dict[str, Profile] = dict(profiles or {})
+        self.items = dict(items or {})  # item_id -> (price, category_id, conversion_rate)
+        self._actions: dict[str, deque] = defaultdict(lambda: deque(maxlen=5))
+        self._clicked_items: dict[str, deque] = defaultdict(lambda: deque(maxlen=5))
         # counts per user: [shows per type..., clicks per type...]
         self._before_today: dict[str, np.ndarray] = defaultdict(lambda: np.zeros(2 * n_types, dtype=np.int64))
         self._today: dict[str, np.ndarray] = defaultdict(lambda: np.zeros(2 * n_types, dtype=np.int64))
@@ -72,6 +82,11 @@ class OnlineFeatureComputer:
             "page": page,
             "shown_in_session": list(self._shown.get((session_id, query_id), [])),
         }
+        clicked = list(reversed(self._clicked_items.get(user_id, ())))
+        cols["last5_action_types"] = list(reversed(self._actions.get(user_id, ())))
+        cols["last5_click_item_price"] = [c[0] for c in clicked]
+        cols["last5_click_item_category"] = [c[1] for c in clicked]
+        cols["last5_click_item_conversion_rate"] = [c[2] for c in clicked]
         recent = self.recent_clicks(user_id)
         for t in range(k):
             cols[f"shows_t{t}"] = int(counts[t])
@@ -87,3 +102,9 @@ class OnlineFeatureComputer:
             today[hint_type] += 1
             today[self.n_types + hint_type] += int(bool(clicked))
             self._shown[(session_id, query_id)].append(int(hint_type))
+
+    def observe_action(self, user_id: str, action_type: str, item_id: str) -> None:
+        """Record a user action (browse, click, cart, purchase) after it happened."""
+        self._actions[user_id].append(action_type)
+        if action_type == "click":
+            self._clicked_items[user_id].append(self.items.get(item_id, (None, None, None)))

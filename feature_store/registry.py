@@ -15,6 +15,8 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
+from hintrl.contracts import ACTION_TYPES
+
 SPEC_VERSION = 1
 
 # Age bands of the stratum (gender|age band|purchase power); the upper bound is exclusive.
@@ -53,6 +55,24 @@ def _n(value: Any) -> float:
     return 0.0 if value is None else float(value)
 
 
+def _array_mean_sql(column: str) -> str:
+    """Mean of a numeric array, nulls as 0, and 0 for an empty array."""
+    return (f"COALESCE(aggregate({column}, CAST(0 AS DOUBLE), (acc, x) -> acc + COALESCE(x, CAST(0 AS DOUBLE)))"
+            f" / NULLIF(size({column}), 0), 0)")
+
+
+def _array_mean(values: Any) -> float:
+    values = list(values or [])
+    total = 0.0
+    for v in values:
+        total += 0.0 if v is None else float(v)
+    return total / len(values) if values else 0.0
+
+
+def _action_share(action: str) -> Callable[[Mapping[str, Any]], float]:
+    return lambda c: sum(1 for a in (c.get("last5_action_types") or []) if a == action) / 5.0
+
+
 def _ctr_online(clicks: str, shows: str, a: float, b: float) -> Callable[[Mapping[str, Any]], float]:
     return lambda c: (_n(c.get(clicks)) + a) / (_n(c.get(shows)) + a + b)
 
@@ -81,6 +101,13 @@ def table_features(hint_types: list[int]) -> list[FeatureDef]:
     feats.append(
         FeatureDef("shown_in_session", "array<int>", "hint types shown earlier in this (session, query)", "pv_rt", rt, 1)
     )
+    last5 = "sql/pv_last5_actions.sql"
+    feats += [
+        FeatureDef("last5_action_types", "array<string>", "the user's last 5 action types before the page view, most recent first", "pv_rt", last5, 1),
+        FeatureDef("last5_click_item_price", "array<double>", "prices of the user's last 5 clicked items, most recent first", "pv_rt", last5, 1),
+        FeatureDef("last5_click_item_category", "array<int>", "categories of the user's last 5 clicked items, most recent first", "pv_rt", last5, 1),
+        FeatureDef("last5_click_item_conversion_rate", "array<double>", "conversion rates of the user's last 5 clicked items", "pv_rt", last5, 1),
+    ]
     return feats
 
 
@@ -171,6 +198,20 @@ def build_spec(hint_types: list[int], ctr_prior_clicks: float = 1.0, ctr_prior_n
             FeatureDef(f"shown_t{k}", "float", f"1 if type {k} was already shown in this (session, query)", "pv_rt", rt, 1,
                        f"array_contains(shown_in_session, {k})", shown(k))
         )
+    last5 = "sql/pv_last5_actions.sql"
+    for action in ACTION_TYPES:
+        state.append(
+            FeatureDef(f"last5_share_{action}", "float", f"share of '{action}' among the user's last 5 actions", "pv_rt", last5, 1,
+                       f"size(filter(last5_action_types, x -> x = '{action}')) / 5.0", _action_share(action))
+        )
+    state += [
+        FeatureDef("last5_click_price_log", "float", "ln(1 + mean price of the last 5 clicked items) / 10, 0 without clicks",
+                   "pv_rt", last5, 1, f"LN(1 + {_array_mean_sql('last5_click_item_price')}) / 10.0",
+                   lambda c: math.log(1.0 + _array_mean(c.get("last5_click_item_price"))) / 10.0),
+        FeatureDef("last5_click_conversion", "float", "mean conversion rate of the last 5 clicked items, 0 without clicks",
+                   "pv_rt", last5, 1, _array_mean_sql("last5_click_item_conversion_rate"),
+                   lambda c: _array_mean(c.get("last5_click_item_conversion_rate"))),
+    ]
     return FeatureSpec(tuple(types), tuple(state), a, b)
 
 

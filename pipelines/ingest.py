@@ -18,7 +18,7 @@ from hintrl.config import FeatureConfig
 from hintrl.contracts import RAW_CONTRACT, required_columns
 from hintrl.errors import DataContractError
 from hintrl.lake import RAW_DAILY_TABLES, Lake
-from pipelines.spark import load_sql, partition_exists, write_partition
+from pipelines.spark import list_partitions, load_sql, partition_exists, write_partition
 
 INGEST_SQL = {
     "search_pv": "ingest_search_pv.sql",
@@ -114,11 +114,24 @@ def ingest_table(spark: SparkSession, lake: Lake, table: str, ds: str, catalog: 
         checked.unpersist()
 
 
+def _known_users(spark: SparkSession, lake: Lake, ds: str) -> DataFrame:
+    """Users of the latest validated profile snapshot at or before ds."""
+    days = [d for d in list_partitions(spark, lake.validated_table("user_profile")) if d <= ds]
+    if not days:
+        return spark.createDataFrame([], "user_id string")
+    return spark.read.parquet(lake.validated("user_profile", days[-1])).select("user_id")
+
+
 def ingest_day(spark: SparkSession, lake: Lake, ds: str, cfg: FeatureConfig) -> list[TableIngest]:
     catalog = read_catalog(spark, lake)
     for table in RAW_DAILY_TABLES:  # fail before writing anything when a partition is missing
         require_raw(spark, lake, table, ds)
-    return [ingest_table(spark, lake, table, ds, catalog, cfg) for table in RAW_DAILY_TABLES]
+    # Profiles first: user actions are checked against the day's validated snapshot.
+    results = {"user_profile": ingest_table(spark, lake, "user_profile", ds, catalog, cfg)}
+    _known_users(spark, lake, ds).createOrReplaceTempView("known_users")
+    for table in ("search_pv", "user_action"):
+        results[table] = ingest_table(spark, lake, table, ds, catalog, cfg)
+    return [results[table] for table in RAW_DAILY_TABLES]
 
 
 if __name__ == "__main__":

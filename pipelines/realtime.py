@@ -15,7 +15,7 @@ from hintrl.config import FeatureConfig
 from hintrl.dates import shift
 from hintrl.errors import DataContractError
 from hintrl.lake import Lake
-from pipelines.spark import list_partitions, load_sql, write_partition
+from pipelines.spark import list_partitions, load_sql, partition_exists, write_partition
 
 
 def build_pv_rt(spark: SparkSession, lake: Lake, ds: str, hint_types: list[int], cfg: FeatureConfig) -> DataFrame:
@@ -37,7 +37,26 @@ def build_pv_rt(spark: SparkSession, lake: Lake, ds: str, hint_types: list[int],
         f" AS clicks_last100_t{k}"
         for k in hint_types
     )
-    return spark.sql(load_sql("pv_rt.sql", ds=ds, per_type_clicks=per_type))
+    windows = spark.sql(load_sql("pv_rt.sql", ds=ds, per_type_clicks=per_type))
+    return windows.join(_last5_actions(spark, lake, ds, days), "event_id", "left")
+
+
+def _last5_actions(spark: SparkSession, lake: Lake, ds: str, days: list[str]) -> DataFrame:
+    """last5_action_types and the last 5 clicked items' price, category and conversion rate."""
+    action_days = [d for d in list_partitions(spark, lake.validated_table("user_action")) if d in days]
+    if action_days:
+        actions = spark.read.parquet(*[lake.validated("user_action", d) for d in action_days])
+    else:
+        actions = spark.createDataFrame([], "event_id string, ts timestamp, user_id string, session_id string, "
+                                            "action_type string, item_id string")
+    item_uri = lake.raw("item")
+    if partition_exists(spark, item_uri):
+        items = spark.read.parquet(item_uri).select("item_id", "price", "category_id", "conversion_rate")
+    else:
+        items = spark.createDataFrame([], "item_id string, price double, category_id int, conversion_rate double")
+    actions.join(items, "item_id", "left").createOrReplaceTempView("actions")
+    spark.table("pv_lookback").where(F.col("ds") == ds).select("event_id", "user_id", "ts").createOrReplaceTempView("pv_day")
+    return spark.sql(load_sql("pv_last5_actions.sql"))
 
 
 def run(spark: SparkSession, lake: Lake, ds: str, hint_types: list[int], cfg: FeatureConfig) -> int:

@@ -83,10 +83,14 @@ class Simulator:
         if policy is not None:
             self.policies["policy"] = policy
         self.spec = spec or build_spec(list(range(self.world.n_types)))
-        self.online = OnlineFeatureComputer(self.world.n_types, window_pvs=100, profiles={
-            user_id(u): Profile(str(GENDERS[self.world.gender[u]]), int(self.world.age[u]), int(self.world.purchase_power[u]))
-            for u in range(cfg.n_users)
-        })
+        w = self.world
+        self.online = OnlineFeatureComputer(
+            w.n_types, window_pvs=100,
+            profiles={user_id(u): Profile(str(GENDERS[w.gender[u]]), int(w.age[u]), int(w.purchase_power[u]))
+                      for u in range(cfg.n_users)},
+            items={item_id(i): (float(w.item_price[i]), int(w.item_category[i]), float(w.item_conversion[i]))
+                   for i in range(len(w.item_price))},
+        )
         self._items_by_category = [np.flatnonzero(self.world.item_category == c) for c in range(10)]
 
     @property
@@ -222,6 +226,7 @@ class Simulator:
                                 ts=t_action, user_id=uid, session_id=session,
                                 action_type=kind, item_id=item_id(int(it)),
                             )
+                            self.online.observe_action(uid, kind, item_id(int(it)))
                             action_seq += 1
                     if purchased:
                         for kind in ("cart", "purchase"):
@@ -231,6 +236,7 @@ class Simulator:
                                 ts=t_action, user_id=uid, session_id=session,
                                 action_type=kind, item_id=item_id(bought),
                             )
+                            self.online.observe_action(uid, kind, item_id(bought))
                             action_seq += 1
                     self.online.observe(uid, session, qid, hint, clicked)
                     shown.append(hint)

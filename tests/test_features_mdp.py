@@ -1,5 +1,6 @@
 """Features and transitions on the tiny two-day lake of tinylake.py, expected values written out."""
 
+import numpy as np
 import pytest
 
 from feature_store.registry import build_spec
@@ -35,6 +36,20 @@ def test_realtime_windows_cross_midnight_order_ties_and_start_empty(spark, lake)
     assert rt["e3"]["shown_in_session"] == [] and rt["e4"]["shown_in_session"] == [0]
     assert rt["e7"]["shown_in_session"] == [3]
     assert rt["e4"]["page"] == 2
+
+
+def test_last5_actions_and_clicked_items(spark, lake):
+    rt = rows_by(realtime.build_pv_rt(spark, lake, D2, TYPES, FeatureConfig()), "event_id")
+    # e3 and e4 (00:00:10): a1 and a2 of the day before; a3 has the same ts, so it is not before them.
+    for e in ("e3", "e4"):
+        assert rt[e]["last5_action_types"] == ["browse", "click"]
+        assert rt[e]["last5_click_item_price"] == [10.0]
+        assert rt[e]["last5_click_item_category"] == [3]
+        assert rt[e]["last5_click_item_conversion_rate"] == [0.1]
+    assert rt["e5"]["last5_action_types"] == [] and rt["e5"]["last5_click_item_price"] == []
+    # e6 (01:00): u2's six clicks b1..b6, the five most recent first
+    assert rt["e6"]["last5_action_types"] == ["click"] * 5
+    assert rt["e6"]["last5_click_item_price"] == [20.0, 10.0, 20.0, 10.0, 20.0]
 
 
 def test_window_length_is_the_configured_number_of_page_views(spark, lake):
@@ -90,6 +105,9 @@ def test_transitions_follow_the_contract(spark, lake):
     assert state["recent_clicks_t0"] == pytest.approx(2 / 5) and state["shown_t0"] == 1.0 and state["shown_t2"] == 0.0
     assert state["user_ctr_t0"] == pytest.approx((1 + 1) / (1 + 10))  # one show, one click before D2
     assert state["page_scaled"] == pytest.approx(0.1)
+    assert state["last5_share_click"] == pytest.approx(0.2) and state["last5_share_browse"] == pytest.approx(0.2)
+    assert state["last5_click_price_log"] == pytest.approx(np.log(11.0) / 10)
+    assert state["last5_click_conversion"] == pytest.approx(0.1)
     quarantined = spark.read.parquet(lake.quarantine("transitions", D2)).collect()
     assert {r.event_id for r in quarantined} == {"e6", "e7"}
     assert {r.reject_reason for r in quarantined} == {"hint_repeated_in_episode"}

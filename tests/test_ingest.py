@@ -40,7 +40,10 @@ def lake(tmp_path):
     write_partition(table("user_action", [dict(event_id="a1", ts=ts(DAY, "10:00:01"), user_id="u1", session_id="s1",
                                                action_type="click", item_id="i1"),
                                           dict(event_id="a2", ts=ts(DAY, "10:00:02"), user_id="u1", session_id="s1",
-                                               action_type="teleport", item_id="i1")]),
+                                               action_type="teleport", item_id="i1"),
+                                          # u3's profile row is quarantined, so u3 is unknown
+                                          dict(event_id="a3", ts=ts(DAY, "10:00:03"), user_id="u3", session_id="s1",
+                                               action_type="click", item_id="i1")]),
                     lake.raw("user_action", DAY))
     return lake
 
@@ -58,12 +61,15 @@ def test_every_bad_row_is_quarantined_with_its_reason(spark, lake):
     clean = {r.event_id for r in spark.read.parquet(lake.validated("search_pv", DAY)).collect()}
     assert clean == {"g1", "g2"}
     assert results["user_profile"].reasons == {"unknown_gender": 1}
-    assert results["user_action"].reasons == {"unknown_action_type": 1}
+    assert results["user_action"].reasons == {"unknown_action_type": 1, "unknown_user": 1}
 
 
 def test_reject_threshold_fails_with_counts(spark, lake):
-    with pytest.raises(DataContractError, match=r"search_pv/ds=2026-11-02: 8 of 10 rows rejected \(80.0% > 5.0%\)"):
+    # profiles are validated first (user actions are checked against them)
+    with pytest.raises(DataContractError, match=r"user_profile/ds=2026-11-02: 1 of 3 rows rejected \(33.3% > 5.0%\)"):
         ingest.ingest_day(spark, lake, DAY, FeatureConfig())
+    with pytest.raises(DataContractError, match=r"search_pv/ds=2026-11-02: 8 of 10 rows rejected \(80.0% > 5.0%\)"):
+        ingest.ingest_table(spark, lake, "search_pv", DAY, [0, 1, 2, 3], FeatureConfig())
 
 
 def test_wrong_type_values_are_quarantined_not_dropped(spark, tmp_path):

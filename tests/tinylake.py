@@ -58,8 +58,26 @@ DAY2 = [
 ]
 
 
+def action(event_id, when, user, kind, item):
+    return dict(event_id=event_id, ts=when, user_id=user, session_id="s", action_type=kind, item_id=item)
+
+
+ITEMS = [dict(item_id="i1", price=10.0, category_id=3, conversion_rate=0.1, sales_volume=5),
+         dict(item_id="i2", price=20.0, category_id=4, conversion_rate=0.2, sales_volume=7)]
+ACTIONS1 = [
+    action("a1", ts("2026-11-01", "23:59:05"), "u1", "click", "i1"),
+    action("a2", ts("2026-11-01", "23:59:40"), "u1", "browse", "i2"),
+]
+ACTIONS2 = [
+    action("a3", ts("2026-11-02", "00:00:10"), "u1", "cart", "i1"),  # same ts as e3 and e4: not before them
+    action("a4", ts("2026-11-02", "00:01:00"), "u1", "click", "i2"),
+] + [action(f"b{i}", ts("2026-11-02", f"00:1{i}:00"), "u2", "click", "i1" if i % 2 else "i2") for i in range(1, 7)]
+
+
 def write_validated_days(lake: Lake) -> None:
-    """Two days already through ingest: validated search_pv and user_profile."""
-    for day, rows in (("2026-11-01", DAY1), ("2026-11-02", DAY2)):
+    """Two days already through ingest: validated search_pv, user_action and user_profile, and items."""
+    write_partition(table("item", ITEMS), lake.raw("item"))
+    for day, rows, actions in (("2026-11-01", DAY1, ACTIONS1), ("2026-11-02", DAY2, ACTIONS2)):
         write_partition(table("search_pv", rows), lake.validated("search_pv", day))
+        write_partition(table("user_action", actions), lake.validated("user_action", day))
         write_partition(table("user_profile", profile_rows()), lake.validated("user_profile", day))
