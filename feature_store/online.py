@@ -1,8 +1,8 @@
 """The online feature computer: from an event history, the feature columns the Spark jobs store.
 
 It follows the definitions of `pipelines/long_term.py` and `pipelines/realtime.py`:
-- long-term columns (user_lt) of an event on day X count hint shows and clicks of days before X,
-  with demographics from the profile;
+- long-term columns (user_lt, query_lt) of an event on day X count page views, hint shows and
+  clicks of days before X, per user (with demographics from the profile) and per query;
 - real-time columns (pv_rt) use the user's previous `window_pvs` page views in (ts, event_id)
   order, whatever their day, the hints shown earlier in the same (session, query), and the user's
   last 5 actions and clicked items strictly before the page view.
@@ -40,9 +40,10 @@ class OnlineFeatureComputer:
         self.items = dict(items or {})  # item_id -> (price, category_id, conversion_rate)
         self._actions: dict[str, deque] = defaultdict(lambda: deque(maxlen=5))
         self._clicked_items: dict[str, deque] = defaultdict(lambda: deque(maxlen=5))
-        # counts per user: [shows per type..., clicks per type...]
-        self._before_today: dict[str, np.ndarray] = defaultdict(lambda: np.zeros(2 * n_types, dtype=np.int64))
-        self._today: dict[str, np.ndarray] = defaultdict(lambda: np.zeros(2 * n_types, dtype=np.int64))
+        # long-term counts per ("user", id) and ("query", id): [page views, shows per type, clicks per type]
+        width = 1 + 2 * n_types
+        self._before_today: dict[tuple[str, str], np.ndarray] = defaultdict(lambda: np.zeros(width, dtype=np.int64))
+        self._today: dict[tuple[str, str], np.ndarray] = defaultdict(lambda: np.zeros(width, dtype=np.int64))
         self._day: str | None = None
         self._recent: dict[str, deque] = defaultdict(lambda: deque(maxlen=window_pvs))
         self._shown: dict[tuple[str, str], list[int]] = defaultdict(list)
@@ -55,8 +56,8 @@ class OnlineFeatureComputer:
         if self._day is not None and ds < self._day:
             raise ValueError(f"events must arrive in time order: day {ds} after {self._day}")
         if ds != self._day:
-            for user, counts in self._today.items():
-                self._before_today[user] += counts
+            for key, counts in self._today.items():
+                self._before_today[key] += counts
             self._today.clear()
             self._day = ds
 
@@ -68,17 +69,31 @@ class OnlineFeatureComputer:
                 counts[hint] += 1
         return counts
 
+    def _long_term(self, kind: str, key: str, prefix: str) -> dict[str, int]:
+        k = self.n_types
+        counts = self._before_today.get((kind, key))
+        if counts is None:
+            counts = np.zeros(1 + 2 * k, dtype=np.int64)
+        cols = {
+            f"{prefix}page_views": int(counts[0]),
+            f"{prefix}hint_shows": int(counts[1:1 + k].sum()),
+            f"{prefix}hint_clicks": int(counts[1 + k:].sum()),
+        }
+        for t in range(k):
+            cols[f"{prefix}shows_t{t}"] = int(counts[1 + t])
+            cols[f"{prefix}clicks_t{t}"] = int(counts[1 + k + t])
+        return cols
+
     def columns(self, user_id: str, session_id: str, query_id: str, page: int) -> dict[str, Any]:
-        """The user_lt and pv_rt columns of a page view about to happen."""
+        """The user_lt, query_lt and pv_rt columns of a page view about to happen."""
         k = self.n_types
         profile = self.profiles.get(user_id, Profile(None, None, None))
-        counts = self._before_today[user_id] if user_id in self._before_today else np.zeros(2 * k, dtype=np.int64)
         cols: dict[str, Any] = {
             "gender": profile.gender or "U",
             "age": profile.age,
             "purchase_power": profile.purchase_power,
-            "hint_shows": int(counts[:k].sum()),
-            "hint_clicks": int(counts[k:].sum()),
+            **self._long_term("user", user_id, ""),
+            **self._long_term("query", query_id, "query_"),
             "page": page,
             "shown_in_session": list(self._shown.get((session_id, query_id), [])),
         }
@@ -89,18 +104,19 @@ class OnlineFeatureComputer:
         cols["last5_click_item_conversion_rate"] = [c[2] for c in clicked]
         recent = self.recent_clicks(user_id)
         for t in range(k):
-            cols[f"shows_t{t}"] = int(counts[t])
-            cols[f"clicks_t{t}"] = int(counts[k + t])
             cols[f"clicks_last100_t{t}"] = int(recent[t])
         return cols
 
     def observe(self, user_id: str, session_id: str, query_id: str, hint_type: int | None, clicked: bool) -> None:
         """Record a page view after it happened."""
         self._recent[user_id].append((hint_type, bool(clicked)))
+        for key in (("user", user_id), ("query", query_id)):
+            today = self._today[key]
+            today[0] += 1
+            if hint_type is not None:
+                today[1 + hint_type] += 1
+                today[1 + self.n_types + hint_type] += int(bool(clicked))
         if hint_type is not None:
-            today = self._today[user_id]
-            today[hint_type] += 1
-            today[self.n_types + hint_type] += int(bool(clicked))
             self._shown[(session_id, query_id)].append(int(hint_type))
 
     def observe_action(self, user_id: str, action_type: str, item_id: str) -> None:

@@ -79,17 +79,26 @@ def _ctr_online(clicks: str, shows: str, a: float, b: float) -> Callable[[Mappin
 
 def table_features(hint_types: list[int]) -> list[FeatureDef]:
     """Columns of features/user_lt and features/pv_rt (the stored features)."""
-    lt, rt = "sql/user_lt_day_counts.sql", "sql/pv_rt.sql"
+    lt, rt = "sql/lt_day_counts.sql", "sql/pv_rt.sql"
     feats = [
         FeatureDef("gender", "string", "user gender F/M/U from the latest profile snapshot at or before ds", "user_lt", "sql/user_lt_merge.sql", 1),
         FeatureDef("age", "int", "user age from the latest profile snapshot at or before ds", "user_lt", "sql/user_lt_merge.sql", 1),
         FeatureDef("purchase_power", "int", "user purchasing power 1..5", "user_lt", "sql/user_lt_merge.sql", 1),
+        FeatureDef("page_views", "bigint", "search page views of the user on all days before ds", "user_lt", lt, 1),
         FeatureDef("hint_shows", "bigint", "hints shown to the user on all days before ds", "user_lt", lt, 1),
         FeatureDef("hint_clicks", "bigint", "hints the user clicked on all days before ds", "user_lt", lt, 1),
     ]
     for k in hint_types:
         feats.append(FeatureDef(f"shows_t{k}", "bigint", f"hints of type {k} shown to the user before ds", "user_lt", lt, 1))
         feats.append(FeatureDef(f"clicks_t{k}", "bigint", f"hints of type {k} the user clicked before ds", "user_lt", lt, 1))
+    feats += [
+        FeatureDef("query_page_views", "bigint", "search page views of the query on all days before ds", "query_lt", lt, 1),
+        FeatureDef("query_hint_shows", "bigint", "hints shown on the query's pages before ds", "query_lt", lt, 1),
+        FeatureDef("query_hint_clicks", "bigint", "hints clicked on the query's pages before ds", "query_lt", lt, 1),
+    ]
+    for k in hint_types:
+        feats.append(FeatureDef(f"query_shows_t{k}", "bigint", f"hints of type {k} shown on the query before ds", "query_lt", lt, 1))
+        feats.append(FeatureDef(f"query_clicks_t{k}", "bigint", f"hints of type {k} clicked on the query before ds", "query_lt", lt, 1))
     feats.append(FeatureDef("page", "int", "1-based page of this page view within its query", "pv_rt", rt, 1))
     for k in hint_types:
         feats.append(
@@ -155,7 +164,7 @@ def build_spec(hint_types: list[int], ctr_prior_clicks: float = 1.0, ctr_prior_n
     if types != list(range(len(types))):
         raise ValueError(f"hint types must be 0..n-1 to serve as action ids, got {types[:10]}")
     a, b = ctr_prior_clicks, ctr_prior_non_clicks
-    lt, rt, merge = "sql/user_lt_day_counts.sql", "sql/pv_rt.sql", "sql/user_lt_merge.sql"
+    lt, rt, merge = "sql/lt_day_counts.sql", "sql/pv_rt.sql", "sql/user_lt_merge.sql"
     def gender(c: Mapping[str, Any]) -> str:
         return c.get("gender") or "U"
 
@@ -185,6 +194,20 @@ def build_spec(hint_types: list[int], ctr_prior_clicks: float = 1.0, ctr_prior_n
         state.append(
             FeatureDef(f"user_ctr_t{k}", "float", f"user's smoothed CTR on hint type {k} before ds", "user_lt", lt, 1,
                        _ctr(f"clicks_t{k}", f"shows_t{k}", a, b), _ctr_online(f"clicks_t{k}", f"shows_t{k}", a, b))
+        )
+    state += [
+        FeatureDef("query_volume_log", "float", "ln(1 + the query's page views before ds) / 10", "query_lt", lt, 1,
+                   "LN(1 + COALESCE(query_page_views, 0)) / 10.0",
+                   lambda c: math.log(1.0 + _n(c.get("query_page_views"))) / 10.0),
+        FeatureDef("query_hint_ctr", "float", "the query's smoothed hint CTR before ds", "query_lt", lt, 1,
+                   _ctr("query_hint_clicks", "query_hint_shows", a, b),
+                   _ctr_online("query_hint_clicks", "query_hint_shows", a, b)),
+    ]
+    for k in types:
+        state.append(
+            FeatureDef(f"query_ctr_t{k}", "float", f"the query's smoothed CTR on hint type {k} before ds", "query_lt", lt, 1,
+                       _ctr(f"query_clicks_t{k}", f"query_shows_t{k}", a, b),
+                       _ctr_online(f"query_clicks_t{k}", f"query_shows_t{k}", a, b))
         )
     state.append(FeatureDef("page_scaled", "float", "(page - 1) / 10", "pv_rt", rt, 1,
                             "(page - 1) / 10.0", lambda c: (_n(c.get("page")) - 1.0) / 10.0))

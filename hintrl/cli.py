@@ -66,7 +66,7 @@ def cmd_simulate(cfg: HintrlConfig, args: argparse.Namespace) -> dict[str, Any]:
 def cmd_ingest(cfg: HintrlConfig, args: argparse.Namespace) -> dict[str, Any]:
     from pipelines.stages import ingest_stage
 
-    return ingest_stage(_spark(cfg), cfg, args.ds, args.since, progress)
+    return ingest_stage(_spark(cfg), cfg, args.ds, args.since, progress, force=args.force)
 
 
 def cmd_features(cfg: HintrlConfig, args: argparse.Namespace) -> dict[str, Any]:
@@ -74,7 +74,7 @@ def cmd_features(cfg: HintrlConfig, args: argparse.Namespace) -> dict[str, Any]:
         return describe_features(cfg, args)
     from pipelines.stages import features_stage
 
-    return features_stage(_spark(cfg), cfg, args.ds, args.since, progress)
+    return features_stage(_spark(cfg), cfg, args.ds, args.since, progress, force=args.force)
 
 
 def describe_features(cfg: HintrlConfig, args: argparse.Namespace) -> dict[str, Any]:
@@ -97,7 +97,15 @@ def describe_features(cfg: HintrlConfig, args: argparse.Namespace) -> dict[str, 
 def cmd_build_mdp(cfg: HintrlConfig, args: argparse.Namespace) -> dict[str, Any]:
     from pipelines.stages import mdp_stage
 
-    return mdp_stage(_spark(cfg), cfg, args.ds, args.since, progress)
+    return mdp_stage(_spark(cfg), cfg, args.ds, args.since, progress, force=args.force)
+
+
+def cmd_backfill(cfg: HintrlConfig, args: argparse.Namespace) -> dict[str, Any]:
+    from hintrl.dates import day_range
+    from pipelines.stages import backfill
+
+    day_range(args.start, args.end)  # a malformed or reversed range fails before Spark starts
+    return backfill(_spark(cfg), cfg, args.start, args.end, progress)
 
 
 def _quiet_d3rlpy() -> None:
@@ -210,6 +218,7 @@ COMMANDS: dict[str, tuple[Callable[[HintrlConfig, argparse.Namespace], dict[str,
     "ingest": (cmd_ingest, "validate raw logs of a day: clean rows to validated/, bad rows to quarantine/"),
     "features": (cmd_features, "build long-term and real-time features of a day (or `describe` the registry)"),
     "build-mdp": (cmd_build_mdp, "build the transitions table of a day"),
+    "backfill": (cmd_backfill, "recompute validation, features and transitions for a date range (idempotent)"),
     "train": (cmd_train, "train a masked d3rlpy policy for the nightly of --ds"),
     "evaluate": (cmd_evaluate, "off-policy evaluation of the trained policies, behaviour and champion"),
     "promote": (cmd_promote, "log the nightly to MLflow, register the challenger and apply the gate"),
@@ -236,7 +245,11 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("action", nargs="?", choices=["build", "describe"], default="build",
                            help="build (default) or describe the feature registry")
             p.add_argument("--types", type=int, help="describe: number of hint types (default: the simulator's)")
-        p.add_argument("--ds", required=name != "features", help=DS_HELP.get(name, NIGHTLY_DS_HELP))
+        if name == "backfill":
+            p.add_argument("--start", required=True, help="first day to recompute (YYYY-MM-DD)")
+            p.add_argument("--end", required=True, help="last day to recompute (YYYY-MM-DD)")
+        else:
+            p.add_argument("--ds", required=name != "features", help=DS_HELP.get(name, NIGHTLY_DS_HELP))
         p.add_argument("--home", help="hintrl home folder (default $HINTRL_HOME or ~/.hintrl)")
         p.add_argument("--lake", help="lake root, a path or Hadoop URI (default <home>/lake)")
         p.add_argument("--mlflow-uri", help="MLflow tracking URI (default $MLFLOW_TRACKING_URI, else sqlite:///<home>/mlflow.db)")
@@ -245,7 +258,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--json", action="store_true", help="print the stage's report as JSON on the last line")
         if name in ("ingest", "features", "build-mdp"):
             p.add_argument("--since", help="also process earlier days from this one whose output is missing")
-        if name in ("ingest", "features", "build-mdp", "nightly"):
+            p.add_argument("--force", action="store_true", help="recompute every day from --since, even with output")
+        if name in ("ingest", "features", "build-mdp", "backfill", "nightly"):
             p.add_argument("--master", help="Spark master URL (default local[*])")
         if name in ("simulate", "ground-truth"):
             p.add_argument("--days", type=int, default=7, help="number of days to simulate (default 7)")
@@ -261,11 +275,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handler, _ = COMMANDS[args.command]
-    if args.command == "features" and args.action == "build" and not args.ds:
+    if args.command == "features" and args.action == "build" and not args.ds:  # describe needs no day
         print("error: features build needs --ds", file=sys.stderr)
         return 2
     try:
-        for day in (args.ds, getattr(args, "since", None)):
+        for day in (getattr(args, "ds", None), getattr(args, "since", None)):
             if day is not None:
                 parse_ds(day)
         cfg = build_config(args)

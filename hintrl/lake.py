@@ -9,7 +9,7 @@ from pyarrow import fs as pafs
 
 RAW_DAILY_TABLES = ("search_pv", "user_action", "user_profile")
 RAW_STATIC_TABLES = ("item", "hint_catalog")
-FEATURE_TABLES = ("user_lt", "pv_rt")
+FEATURE_TABLES = ("user_lt", "query_lt", "pv_rt")
 
 
 def _join(*parts: str) -> str:

@@ -1,13 +1,16 @@
-"""Long-term user features as of `ds`, from days strictly before it.
+"""Long-term features as of `ds`, from days strictly before it: per user (features/user_lt, with
+demographics) and per query (features/query_lt).
 
-user_lt(ds) = user_lt(ds-1) + counts of day ds-1, with demographics from the latest profile snapshot
-at or before ds (a snapshot of day X is the state at the start of X). When user_lt(ds-1) is absent it is a full recompute over every validated day before ds;
-both give the same table.
+table(ds) = table(ds-1) + counts of day ds-1. When table(ds-1) is absent it is a full recompute
+over every validated day before ds; both give the same table (tested). User demographics come from
+the latest profile snapshot at or before ds (a snapshot of day X is the state at the start of X).
 
     spark-submit pipelines/long_term.py --lake LAKE --ds YYYY-MM-DD
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from pyspark.sql import DataFrame, SparkSession
 
@@ -16,22 +19,41 @@ from hintrl.lake import Lake
 from pipelines.spark import list_partitions, load_sql, partition_exists, write_partition
 
 
+@dataclass(frozen=True)
+class Entity:
+    table: str
+    key: str
+    prefix: str
+
+    def count_columns(self, hint_types: list[int]) -> list[str]:
+        p = self.prefix
+        return [f"{p}page_views", f"{p}hint_shows", f"{p}hint_clicks"] + [
+            c for k in hint_types for c in (f"{p}shows_t{k}", f"{p}clicks_t{k}")
+        ]
+
+
+USER = Entity("user_lt", "user_id", "")
+QUERY = Entity("query_lt", "query_id", "query_")
+ENTITIES = (USER, QUERY)
+
+
 def count_columns(hint_types: list[int]) -> list[str]:
-    return ["hint_shows", "hint_clicks"] + [c for k in hint_types for c in (f"shows_t{k}", f"clicks_t{k}")]
+    return USER.count_columns(hint_types)
 
 
-def _day_counts(spark: SparkSession, pv: DataFrame, hint_types: list[int]) -> DataFrame:
+def _day_counts(spark: SparkSession, pv: DataFrame, hint_types: list[int], entity: Entity) -> DataFrame:
+    p = entity.prefix
     per_type = ",\n  ".join(
-        f"CAST(SUM(CASE WHEN hint_type = {k} THEN 1 ELSE 0 END) AS BIGINT) AS shows_t{k},\n  "
-        f"CAST(SUM(CASE WHEN hint_type = {k} AND hint_clicked THEN 1 ELSE 0 END) AS BIGINT) AS clicks_t{k}"
+        f"CAST(SUM(CASE WHEN hint_type = {k} THEN 1 ELSE 0 END) AS BIGINT) AS {p}shows_t{k},\n  "
+        f"CAST(SUM(CASE WHEN hint_type = {k} AND hint_clicked THEN 1 ELSE 0 END) AS BIGINT) AS {p}clicks_t{k}"
         for k in hint_types
     )
     pv.createOrReplaceTempView("pv_days")
-    return spark.sql(load_sql("user_lt_day_counts.sql", per_type=per_type))
+    return spark.sql(load_sql("lt_day_counts.sql", key=entity.key, prefix=p, per_type=per_type))
 
 
-def _empty_counts(spark: SparkSession, hint_types: list[int]) -> DataFrame:
-    schema = "user_id string, " + ", ".join(f"{c} bigint" for c in count_columns(hint_types))
+def _empty_counts(spark: SparkSession, hint_types: list[int], entity: Entity) -> DataFrame:
+    schema = f"{entity.key} string, " + ", ".join(f"{c} bigint" for c in entity.count_columns(hint_types))
     return spark.createDataFrame([], schema)
 
 
@@ -47,40 +69,50 @@ def _latest_profile(spark: SparkSession, lake: Lake, ds: str) -> DataFrame:
     return spark.createDataFrame([], "user_id string, gender string, age int, purchase_power int")
 
 
-def build_user_lt(spark: SparkSession, lake: Lake, ds: str, hint_types: list[int]) -> DataFrame:
-    """user_lt as of ds."""
-    counts = count_columns(hint_types)
-    prev_uri = lake.features("user_lt", shift(ds, -1))
-    day_before = shift(ds, -1)
+def _counts(spark: SparkSession, lake: Lake, ds: str, hint_types: list[int], entity: Entity) -> DataFrame:
+    counts = entity.count_columns(hint_types)
+    prev_uri = lake.features(entity.table, shift(ds, -1))
+    day_pv_uri = lake.validated("search_pv", shift(ds, -1))
     if partition_exists(spark, prev_uri):
-        prev = spark.read.parquet(prev_uri).select("user_id", *counts)
-        day_pv_uri = lake.validated("search_pv", day_before)
+        prev = spark.read.parquet(prev_uri).select(entity.key, *counts)
         day = (
-            _day_counts(spark, spark.read.parquet(day_pv_uri), hint_types)
+            _day_counts(spark, spark.read.parquet(day_pv_uri), hint_types, entity)
             if partition_exists(spark, day_pv_uri)
-            else _empty_counts(spark, hint_types)
+            else _empty_counts(spark, hint_types, entity)
         )
     else:
-        prev = _empty_counts(spark, hint_types)
+        prev = _empty_counts(spark, hint_types, entity)
         days = _validated_days_before(spark, lake, "search_pv", ds)
         if days:
             pv = spark.read.parquet(*[lake.validated("search_pv", d) for d in days])
-            day = _day_counts(spark, pv, hint_types)
+            day = _day_counts(spark, pv, hint_types, entity)
         else:
-            day = _empty_counts(spark, hint_types)
+            day = _empty_counts(spark, hint_types, entity)
     prev.createOrReplaceTempView("prev_counts")
     day.createOrReplaceTempView("day_counts")
+    sums = ", ".join(f"COALESCE(p.{c}, 0) + COALESCE(d.{c}, 0) AS {c}" for c in counts)
+    return spark.sql(load_sql("lt_sum.sql", key=entity.key, count_sums=sums))
+
+
+def build_user_lt(spark: SparkSession, lake: Lake, ds: str, hint_types: list[int]) -> DataFrame:
+    """user_lt as of ds."""
+    _counts(spark, lake, ds, hint_types, USER).createOrReplaceTempView("counts")
     _latest_profile(spark, lake, ds).createOrReplaceTempView("profile")
-    sql = load_sql(
-        "user_lt_merge.sql",
-        count_sums=", ".join(f"COALESCE(p.{c}, 0) + COALESCE(d.{c}, 0) AS {c}" for c in counts),
-        count_columns=", ".join(f"COALESCE(c.{c}, 0) AS {c}" for c in counts),
-    )
-    return spark.sql(sql)
+    columns = ", ".join(f"COALESCE(c.{c}, 0) AS {c}" for c in count_columns(hint_types))
+    return spark.sql(load_sql("user_lt_merge.sql", count_columns=columns))
 
 
-def run(spark: SparkSession, lake: Lake, ds: str, hint_types: list[int]) -> int:
-    return write_partition(build_user_lt(spark, lake, ds, hint_types), lake.features("user_lt", ds))
+def build_query_lt(spark: SparkSession, lake: Lake, ds: str, hint_types: list[int]) -> DataFrame:
+    """query_lt as of ds."""
+    return _counts(spark, lake, ds, hint_types, QUERY)
+
+
+def run(spark: SparkSession, lake: Lake, ds: str, hint_types: list[int]) -> dict[str, int]:
+    """Write user_lt and query_lt of ds; returns rows written per table."""
+    return {
+        "user_lt_rows": write_partition(build_user_lt(spark, lake, ds, hint_types), lake.features("user_lt", ds)),
+        "query_lt_rows": write_partition(build_query_lt(spark, lake, ds, hint_types), lake.features("query_lt", ds)),
+    }
 
 
 if __name__ == "__main__":

@@ -49,11 +49,13 @@ def build_transitions(spark: SparkSession, lake: Lake, ds: str, spec: FeatureSpe
     pv = _require(spark, lake.validated("search_pv", ds), f"validated search_pv/ds={ds}")
     rt = _require(spark, lake.features("pv_rt", ds), f"features pv_rt/ds={ds}")
     lt = _require(spark, lake.features("user_lt", ds), f"features user_lt/ds={ds}")
+    qlt = _require(spark, lake.features("query_lt", ds), f"features query_lt/ds={ds}")
     rt_cols = [c for c in rt.columns if c not in pv.columns or c == "event_id"]
     joined = (
         pv.where("hint_type IS NOT NULL")
         .join(rt.select(*rt_cols), "event_id", "inner")
         .join(lt, "user_id", "left")
+        .join(qlt, "query_id", "left")
     )
     joined.createOrReplaceTempView("steps_joined")
     steps = spark.sql(load_sql("transitions.sql", state=spec.state_sql(), stratum=stratum_sql()))

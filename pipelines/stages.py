@@ -1,5 +1,6 @@
 """The Spark stages of a nightly, over the newest day plus any earlier day of the window whose
 output is missing (so a first run on a fresh lake catches up, and a rerun only redoes its day).
+With `force` every day of the range is recomputed (backfill), each partition replaced whole.
 
 Each stage returns a report (rows in and out) that the CLI prints and the DAG passes on.
 """
@@ -28,14 +29,16 @@ def _raw_complete(spark: SparkSession, lake: Lake, ds: str) -> bool:
     return all(partition_exists(spark, lake.raw(t, ds)) for t in RAW_DAILY_TABLES)
 
 
-def ingest_stage(spark: SparkSession, cfg: HintrlConfig, ds: str, since: str | None = None, progress: Progress = print) -> dict[str, Any]:
+def ingest_stage(spark: SparkSession, cfg: HintrlConfig, ds: str, since: str | None = None, progress: Progress = print,
+                 force: bool = False) -> dict[str, Any]:
     lake = Lake(cfg.lake_uri)
     report: dict[str, Any] = {"days": {}, "skipped": {}}
     for day in _days(ds, since):
+        fresh = day == ds or force
         done = all(partition_exists(spark, lake.validated(t, day)) for t in RAW_DAILY_TABLES)
-        if day != ds and done:
+        if not fresh and done:
             continue
-        if day != ds and not _raw_complete(spark, lake, day):
+        if not fresh and not _raw_complete(spark, lake, day):
             report["skipped"][day] = "no raw logs"
             progress(f"ingest {day}: skipped (no raw logs for this earlier day)")
             continue
@@ -50,19 +53,20 @@ def _catalog_spec(spark: SparkSession, cfg: HintrlConfig, lake: Lake):
     return types, build_spec(types, cfg.features.ctr_prior_clicks, cfg.features.ctr_prior_non_clicks)
 
 
-def features_stage(spark: SparkSession, cfg: HintrlConfig, ds: str, since: str | None = None, progress: Progress = print) -> dict[str, Any]:
+def features_stage(spark: SparkSession, cfg: HintrlConfig, ds: str, since: str | None = None, progress: Progress = print,
+                   force: bool = False) -> dict[str, Any]:
     lake = Lake(cfg.lake_uri)
     types, spec = _catalog_spec(spark, cfg, lake)
     report: dict[str, Any] = {"days": {}, "feature_spec_version": spec.version}
     for day in _days(ds, since):
         if not partition_exists(spark, lake.validated("search_pv", day)):
-            if day == ds:
+            if day == ds or force:
                 ingest.require_raw(spark, lake, "search_pv", day)  # says which input is missing
             continue
-        fresh = day == ds
+        fresh = day == ds or force
         entry: dict[str, int] = {}
-        if fresh or not partition_exists(spark, lake.features("user_lt", day)):
-            entry["user_lt_rows"] = long_term.run(spark, lake, day, types)
+        if fresh or not all(partition_exists(spark, lake.features(e.table, day)) for e in long_term.ENTITIES):
+            entry.update(long_term.run(spark, lake, day, types))
         if fresh or not partition_exists(spark, lake.features("pv_rt", day)):
             entry["pv_rt_rows"] = realtime.run(spark, lake, day, types, cfg.features)
         if entry:
@@ -71,12 +75,13 @@ def features_stage(spark: SparkSession, cfg: HintrlConfig, ds: str, since: str |
     return report
 
 
-def mdp_stage(spark: SparkSession, cfg: HintrlConfig, ds: str, since: str | None = None, progress: Progress = print) -> dict[str, Any]:
+def mdp_stage(spark: SparkSession, cfg: HintrlConfig, ds: str, since: str | None = None, progress: Progress = print,
+              force: bool = False) -> dict[str, Any]:
     lake = Lake(cfg.lake_uri)
     _, spec = _catalog_spec(spark, cfg, lake)
     report: dict[str, Any] = {"days": {}, "feature_spec_version": spec.version, "reward_preset": cfg.reward.preset}
     for day in _days(ds, since):
-        if day != ds and (
+        if day != ds and not force and (
             partition_exists(spark, lake.transitions(day)) or not partition_exists(spark, lake.features("pv_rt", day))
         ):
             continue
@@ -90,3 +95,9 @@ def mdp_stage(spark: SparkSession, cfg: HintrlConfig, ds: str, since: str | None
 
 
 STAGES = {"ingest": ingest_stage, "features": features_stage, "mdp": mdp_stage}
+
+
+def backfill(spark: SparkSession, cfg: HintrlConfig, start: str, end: str, progress: Progress = print) -> dict[str, Any]:
+    """Recompute raw validation, features and transitions for every day from start to end."""
+    day_range(start, end)  # refuses an empty range
+    return {name: stage(spark, cfg, end, start, progress, force=True) for name, stage in STAGES.items()}

@@ -43,6 +43,13 @@ def test_every_stage_has_help():
                     "ground-truth"):
         out = subprocess.run([sys.executable, "-m", "hintrl.cli", command, "--help"], capture_output=True, text=True)
         assert out.returncode == 0 and "--lake" in out.stdout and "--ds" in out.stdout, command
+    out = subprocess.run([sys.executable, "-m", "hintrl.cli", "backfill", "--help"], capture_output=True, text=True)
+    assert out.returncode == 0 and "--start" in out.stdout and "--end" in out.stdout and "--lake" in out.stdout
+
+
+def test_backfill_refuses_a_reversed_range(tmp_path):
+    code, _, err = hintrl("backfill", "--start", "2026-11-05", "--end", "2026-11-01", home=tmp_path)
+    assert code == 1 and err == "error: empty date range: 2026-11-05 is after 2026-11-01"
 
 
 def test_features_describe_prints_the_registry(tmp_path):

@@ -61,23 +61,34 @@ def test_long_term_as_of_ds_uses_only_earlier_days(spark, lake):
     lt = rows_by(long_term.build_user_lt(spark, lake, D2, TYPES), "user_id")
     u1 = lt["u1"]
     assert (u1["gender"], u1["age"], u1["purchase_power"]) == ("F", 30, 4)
-    assert (u1["hint_shows"], u1["hint_clicks"]) == (2, 1)
+    assert (u1["page_views"], u1["hint_shows"], u1["hint_clicks"]) == (2, 2, 1)
     assert (u1["shows_t0"], u1["clicks_t0"], u1["shows_t1"], u1["clicks_t1"], u1["shows_t2"]) == (1, 1, 1, 0, 0)
     assert (lt["u2"]["hint_shows"], lt["u2"]["gender"]) == (0, "M")  # known from the profile only
 
 
+def test_query_long_term_counts(spark, lake):
+    q = rows_by(long_term.build_query_lt(spark, lake, D3, TYPES), "query_id")
+    # q1: e1 (type 0, click), e2 (type 1) on D1, e5 (type 1) on D2; q2: e3, e4; q3: e6, e7
+    assert (q["q1"]["query_page_views"], q["q1"]["query_hint_shows"], q["q1"]["query_hint_clicks"]) == (3, 3, 1)
+    assert (q["q1"]["query_shows_t1"], q["q1"]["query_clicks_t0"]) == (2, 1)
+    assert (q["q2"]["query_hint_clicks"], q["q3"]["query_shows_t3"]) == (2, 2)
+
+
 def test_incremental_long_term_equals_full_recompute(spark, lake):
-    long_term.run(spark, lake, D2, TYPES)  # snapshot for D2 exists -> D3 is built incrementally
-    incremental_df = long_term.build_user_lt(spark, lake, D3, TYPES)
-    key = sorted(incremental_df.columns)
-    incremental = sorted(map(tuple, incremental_df.select(key).collect()))
-    u1 = rows_by(incremental_df, "user_id")["u1"]
-    assert len(incremental) == 2
     import shutil
 
-    shutil.rmtree(lake.features("user_lt", D2))  # no snapshot: D3 becomes a full recompute
-    full = long_term.build_user_lt(spark, lake, D3, TYPES)
-    assert incremental == sorted(map(tuple, full.select(key).collect()))
+    long_term.run(spark, lake, D2, TYPES)  # snapshots for D2 exist -> D3 is built incrementally
+    builders = {"user_lt": long_term.build_user_lt, "query_lt": long_term.build_query_lt}
+    incremental = {}
+    for table, build in builders.items():
+        df = build(spark, lake, D3, TYPES)
+        incremental[table] = (sorted(df.columns), sorted(map(tuple, df.select(sorted(df.columns)).collect())))
+    u1 = rows_by(long_term.build_user_lt(spark, lake, D3, TYPES), "user_id")["u1"]
+    assert len(incremental["user_lt"][1]) == 2 and len(incremental["query_lt"][1]) == 3
+    for table, build in builders.items():
+        shutil.rmtree(lake.features(table, D2))  # no snapshot: D3 becomes a full recompute
+        key, rows = incremental[table]
+        assert rows == sorted(map(tuple, build(spark, lake, D3, TYPES).select(key).collect())), table
     assert (u1["hint_shows"], u1["hint_clicks"], u1["shows_t0"], u1["clicks_t0"], u1["clicks_t2"]) == (4, 3, 2, 2, 1)
 
 
@@ -105,6 +116,8 @@ def test_transitions_follow_the_contract(spark, lake):
     assert state["recent_clicks_t0"] == pytest.approx(2 / 5) and state["shown_t0"] == 1.0 and state["shown_t2"] == 0.0
     assert state["user_ctr_t0"] == pytest.approx((1 + 1) / (1 + 10))  # one show, one click before D2
     assert state["page_scaled"] == pytest.approx(0.1)
+    assert state["query_ctr_t0"] == pytest.approx(1 / 10)  # q2 had no page views before D2
+    assert state["query_volume_log"] == 0.0
     assert state["last5_share_click"] == pytest.approx(0.2) and state["last5_share_browse"] == pytest.approx(0.2)
     assert state["last5_click_price_log"] == pytest.approx(np.log(11.0) / 10)
     assert state["last5_click_conversion"] == pytest.approx(0.1)

@@ -4,6 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from feature_store.registry import build_spec
 from hintrl.config import SimulatorConfig
 from offline_rl.policies import UniformPolicy as ServedUniform
 from simulator.ground_truth import logged_value, measure, rollout
@@ -45,7 +46,7 @@ def test_rollout_is_deterministic_for_a_seed(baseline_truth):
 
 
 def test_policy_bucket_logs_the_served_policys_probabilities():
-    served = ServedPolicy(ServedUniform(state_dim=32), name="served-uniform")
+    served = ServedPolicy(ServedUniform(state_dim=build_spec(list(range(WORLD.n_types))).state_dim), name="served-uniform")
     sim = Simulator(dataclasses.replace(WORLD, policy_share=0.5, explore_share=0.0), policy=served)
     pv = sim.simulate_day(DAYS[0], 0).search_pv.to_pandas()
     policy_rows = pv[pv.bucket == "policy"]

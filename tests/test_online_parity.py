@@ -24,6 +24,8 @@ def test_online_states_equal_spark_states(spark, tmp_path):
     spark_states = {r.event_id: (np.array(r.state, dtype=np.float32), r.feature_spec_version)
                     for r in spark.read.parquet(lake.transitions("2026-11-03")).collect()}
     rt = {r.event_id: r.asDict() for r in spark.read.parquet(lake.features("pv_rt", "2026-11-03")).collect()}
+    user_lt = {r.user_id: r.asDict() for r in spark.read.parquet(lake.features("user_lt", "2026-11-03")).collect()}
+    query_lt = {r.query_id: r.asDict() for r in spark.read.parquet(lake.features("query_lt", "2026-11-03")).collect()}
     days = ("2026-11-01", "2026-11-02", "2026-11-03")
     pvs = spark.read.parquet(*[lake.validated("search_pv", d) for d in days]).toPandas().assign(is_action=0)
     actions = spark.read.parquet(*[lake.validated("user_action", d) for d in days]).toPandas().assign(is_action=1)
@@ -56,6 +58,11 @@ def test_online_states_equal_spark_states(spark, tmp_path):
                 assert cols[column] == list(spark_rt[column]), (e.event_id, column)
             for column in ("last5_click_item_price", "last5_click_item_conversion_rate"):
                 np.testing.assert_allclose(cols[column], list(spark_rt[column]), rtol=0, atol=1e-12)
+        if e.event_id in rt:  # long-term columns of day 3 as Spark stored them
+            stored = {**user_lt.get(e.user_id, {}), **query_lt.get(e.query_id, {})}
+            for column, value in stored.items():
+                if column not in ("user_id", "query_id", "gender", "age", "purchase_power"):
+                    assert cols[column] == value, (e.event_id, column)
         if e.event_id in spark_states:
             expected, version = spark_states[e.event_id]
             assert version == spec.version
