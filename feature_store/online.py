@@ -103,8 +103,13 @@ class OnlineFeatureComputer:
         cols["last5_click_item_category"] = [c[1] for c in clicked]
         cols["last5_click_item_conversion_rate"] = [c[2] for c in clicked]
         recent = self.recent_clicks(user_id)
+        shows = np.zeros(k, dtype=np.int64)
+        for hint, _ in self._recent[user_id]:
+            if hint is not None:
+                shows[hint] += 1
         for t in range(k):
             cols[f"clicks_last100_t{t}"] = int(recent[t])
+            cols[f"shows_last100_t{t}"] = int(shows[t])
         return cols
 
     def observe(self, user_id: str, session_id: str, query_id: str, hint_type: int | None, clicked: bool) -> None:

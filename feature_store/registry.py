@@ -107,6 +107,12 @@ def table_features(hint_types: list[int]) -> list[FeatureDef]:
                 f"hint clicks of type {k} in the user's previous 100 search page views (any day)", "pv_rt", rt, 1,
             )
         )
+        feats.append(
+            FeatureDef(
+                f"shows_last100_t{k}", "int",
+                f"hints of type {k} shown in the user's previous 100 search page views (any day)", "pv_rt", rt, 1,
+            )
+        )
     feats.append(
         FeatureDef("shown_in_session", "array<int>", "hint types shown earlier in this (session, query)", "pv_rt", rt, 1)
     )

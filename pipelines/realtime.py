@@ -34,7 +34,8 @@ def build_pv_rt(spark: SparkSession, lake: Lake, ds: str, hint_types: list[int],
     )
     per_type = ",\n    ".join(
         f"CAST(COALESCE(SUM(CASE WHEN hint_clicked AND hint_type = {k} THEN 1 ELSE 0 END) {window}, 0) AS INT)"
-        f" AS clicks_last100_t{k}"
+        f" AS clicks_last100_t{k},\n    "
+        f"CAST(COALESCE(SUM(CASE WHEN hint_type = {k} THEN 1 ELSE 0 END) {window}, 0) AS INT) AS shows_last100_t{k}"
         for k in hint_types
     )
     windows = spark.sql(load_sql("pv_rt.sql", ds=ds, per_type_clicks=per_type))

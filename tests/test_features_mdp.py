@@ -33,6 +33,7 @@ def test_realtime_windows_cross_midnight_order_ties_and_start_empty(spark, lake)
     assert clicks["e3"] == [1, 0, 0, 0]  # e1 on the day before
     assert clicks["e4"] == [2, 0, 0, 0]  # e1 and e3 (same ts as e4, earlier event_id)
     assert clicks["e5"] == [0, 0, 0, 0]  # u2 has no history
+    assert [rt["e4"][f"shows_last100_t{k}"] for k in TYPES] == [2, 1, 0, 0]  # e1, e2 (day before), e3
     assert rt["e3"]["shown_in_session"] == [] and rt["e4"]["shown_in_session"] == [0]
     assert rt["e7"]["shown_in_session"] == [3]
     assert rt["e4"]["page"] == 2

@@ -54,6 +54,7 @@ def test_online_states_equal_spark_states(spark, tmp_path):
             spark_rt = rt[e.event_id]
             for k in range(world.n_types):
                 assert cols[f"clicks_last100_t{k}"] == spark_rt[f"clicks_last100_t{k}"], e.event_id
+                assert cols[f"shows_last100_t{k}"] == spark_rt[f"shows_last100_t{k}"], e.event_id
             for column in ("shown_in_session", "last5_action_types", "last5_click_item_category"):
                 assert cols[column] == list(spark_rt[column]), (e.event_id, column)
             for column in ("last5_click_item_price", "last5_click_item_conversion_rate"):
