@@ -158,6 +158,62 @@ def cmd_nightly(cfg: HintrlConfig, args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
+OPE_COLUMNS = ("episode_id", "step", "reward", "behavior_prob", "target_prob")
+
+
+def cmd_ope(cfg: HintrlConfig, args: argparse.Namespace) -> dict[str, Any]:
+    import numpy as np
+    import pyarrow.parquet as pq
+
+    from offline_rl.ope import DR_ESTIMATORS, ESTIMATORS, IS_ESTIMATORS, Episodes
+
+    try:
+        table = pq.read_table(args.input)
+    except (OSError, ValueError) as err:
+        raise HintrlError(f"cannot read {args.input} as Parquet: {err}") from None
+    missing = [c for c in OPE_COLUMNS if c not in table.column_names]
+    if missing:
+        raise HintrlError(f"{args.input} lacks column(s): {', '.join(missing)} (needs {', '.join(OPE_COLUMNS)})")
+    has_models = "q_hat" in table.column_names and "v_hat" in table.column_names
+    data = {c: table.column(c).to_numpy(zero_copy_only=False) for c in table.column_names}
+
+    def numeric(name: str) -> np.ndarray:
+        try:
+            return np.asarray(data[name], dtype=np.float64)
+        except (TypeError, ValueError):
+            raise HintrlError(f"column {name} must be numeric (null is missing)") from None
+
+    if not 0.0 <= args.gamma <= 1.0:
+        raise HintrlError("--gamma must be in [0, 1]")
+    ep = Episodes.from_steps(
+        data["episode_id"], np.asarray(data["step"], dtype=np.int64), numeric("reward"), numeric("behavior_prob"),
+        numeric("target_prob"), numeric("q_hat") if has_models else None, numeric("v_hat") if has_models else None,
+    )
+    names = IS_ESTIMATORS + (DR_ESTIMATORS if has_models else ())
+    estimates, per_estimator = {}, {}
+    for name in names:
+        est = ESTIMATORS[name](args.gamma).estimate(ep, cfg.ope.n_bootstrap, cfg.ope.confidence, cfg.ope.seed)
+        estimates[name] = {"value": est.value, "low": est.low, "high": est.high}
+        per_estimator[name] = {"effective_sample_size": est.effective_sample_size, "max_weight": est.max_weight,
+                               "zero_weight_share": est.zero_weight_share}
+    report = {
+        "estimates": estimates,
+        "diagnostics": {"n_episodes": ep.n, "n_steps": int(ep.lengths.sum()), "gamma": args.gamma,
+                        "n_bootstrap": cfg.ope.n_bootstrap, "confidence": cfg.ope.confidence,
+                        "estimators": per_estimator},
+    }
+    if not args.json:
+        print(f"{ep.n} episodes, {int(ep.lengths.sum())} steps, gamma {args.gamma:g}, "
+              f"{cfg.ope.confidence:.0%} bootstrap intervals ({cfg.ope.n_bootstrap} replicates)")
+        print("| estimator | value | interval | ESS | max weight | zero weights |")
+        print("|---|---|---|---|---|---|")
+        for name in names:
+            e, d = estimates[name], per_estimator[name]
+            print(f"| {name} | {e['value']:.6f} | [{e['low']:.6f}, {e['high']:.6f}] | "
+                  f"{d['effective_sample_size']:.1f} | {d['max_weight']:.3f} | {d['zero_weight_share']:.1%} |")
+    return report
+
+
 def load_registered_policy(cfg: HintrlConfig, model_uri: str):  # type: ignore[no-untyped-def]
     """The policy object and metadata of a registered hintrl model."""
     import mlflow
@@ -223,6 +279,7 @@ COMMANDS: dict[str, tuple[Callable[[HintrlConfig, argparse.Namespace], dict[str,
     "evaluate": (cmd_evaluate, "off-policy evaluation of the trained policies, behaviour and champion"),
     "promote": (cmd_promote, "log the nightly to MLflow, register the challenger and apply the gate"),
     "nightly": (cmd_nightly, "run the hintrl_nightly Airflow DAG for --ds with dag.test()"),
+    "ope": (cmd_ope, "off-policy evaluation of any logged data (episode_id, step, reward, behavior_prob, target_prob)"),
     "ground-truth": (cmd_ground_truth, "roll a policy out in the simulated world and report its true value"),
 }
 
@@ -248,6 +305,9 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "backfill":
             p.add_argument("--start", required=True, help="first day to recompute (YYYY-MM-DD)")
             p.add_argument("--end", required=True, help="last day to recompute (YYYY-MM-DD)")
+        elif name == "ope":
+            p.add_argument("--input", required=True, help="Parquet file of logged steps; optional q_hat, v_hat columns add dr, wdr")
+            p.add_argument("--gamma", type=float, default=1.0, help="discount (default 1.0)")
         else:
             p.add_argument("--ds", required=name != "features", help=DS_HELP.get(name, NIGHTLY_DS_HELP))
         p.add_argument("--home", help="hintrl home folder (default $HINTRL_HOME or ~/.hintrl)")

@@ -1,10 +1,10 @@
 """Off-policy evaluation on variable-length episodes.
 
-Every estimator here is a ratio of per-episode, per-step contributions:
+Every estimator here is a sum of ratios of per-episode, per-step contributions:
 
-    V = sum_t gamma^t * (sum_i num[i, t]) / (sum_i den[i, t])
+    V = sum over terms (num, den) of  sum_t gamma^t * (sum_i num[i, t]) / (sum_i den[i, t])
 
-so one pair of (episodes x steps) matrices yields both the value and its bootstrap interval
+so the same (episodes x steps) matrices yield both the value and its bootstrap interval
 (episodes resampled with replacement; the same matrices reweighted by multinomial counts).
 Episodes are padded after their end with reward 0 and importance ratio 1, so a finished episode
 keeps its last cumulative weight in a self-normalised denominator.
@@ -15,6 +15,9 @@ Estimators (Precup et al. 2000; Thomas 2015):
   wis       num = W_i r,            den = W_i
   pdis      num = w_{i,t} r,        den = 1             w_{i,t} = prod of ratios up to t
   wpdis     num = w_{i,t} r,        den = w_{i,t}
+  dr        num = w_t (r - q) + w_{t-1} v,      den = 1       (Jiang & Li 2016; w_{-1} = 1)
+  wdr       [num = w_t (r - q), den = w_t] + [num = w_{t-1} v, den = w_{t-1}]   (Thomas & Brunskill 2016)
+where q = Q(s_t, a_t) and v = E_pi Q(s_t, .) come from a model of the target policy's value.
 """
 
 from __future__ import annotations
@@ -38,6 +41,8 @@ class Episodes:
     behavior_probs: np.ndarray
     target_probs: np.ndarray
     lengths: np.ndarray
+    q_hat: np.ndarray | None = None  # Q(s_t, a_t) of the target policy, 0 after the episode ends
+    v_hat: np.ndarray | None = None  # E_pi Q(s_t, .), 0 after the episode ends
 
     @property
     def n(self) -> int:
@@ -55,6 +60,12 @@ class Episodes:
     def trajectory_weights(self) -> np.ndarray:
         return self.cumulative_weights[:, -1]
 
+    @property
+    def previous_weights(self) -> np.ndarray:
+        """w_{t-1}, with w_{-1} = 1."""
+        w = self.cumulative_weights
+        return np.concatenate([np.ones((self.n, 1)), w[:, :-1]], axis=1)
+
     @classmethod
     def from_steps(
         cls,
@@ -63,6 +74,8 @@ class Episodes:
         rewards: np.ndarray,
         behavior_probs: np.ndarray,
         target_probs: np.ndarray,
+        q_hat: np.ndarray | None = None,
+        v_hat: np.ndarray | None = None,
     ) -> "Episodes":
         behavior_probs = np.asarray(behavior_probs, dtype=np.float64)
         target_probs = np.asarray(target_probs, dtype=np.float64)
@@ -82,6 +95,10 @@ class Episodes:
             raise OPEInputError(f"{bad} of {n_rows} steps have a target probability outside [0, 1]")
         if not np.isfinite(rewards).all():
             raise OPEInputError("rewards must be finite")
+        if (q_hat is None) != (v_hat is None):
+            raise OPEInputError("give both q_hat and v_hat for the doubly robust estimators, or neither")
+        if q_hat is not None and not (np.isfinite(q_hat).all() and np.isfinite(v_hat).all()):
+            raise OPEInputError("q_hat and v_hat must be finite")
 
         order = np.lexsort((steps, episode_ids))
         ids, steps = np.asarray(episode_ids)[order], np.asarray(steps)[order]
@@ -99,7 +116,15 @@ class Episodes:
         r[episode, position] = rewards[order]
         b[episode, position] = behavior_probs[order]
         p[episode, position] = target_probs[order]
-        return cls(r, b, p, lengths)
+        models = []
+        for values in (q_hat, v_hat):
+            if values is None:
+                models.append(None)
+                continue
+            padded = np.zeros(shape)
+            padded[episode, position] = np.asarray(values, dtype=np.float64)[order]
+            models.append(padded)
+        return cls(r, b, p, lengths, models[0], models[1])
 
 
 @dataclass(frozen=True)
@@ -118,7 +143,7 @@ class Estimate:
 
 
 class RatioEstimator:
-    """Base: subclasses define the per-episode numerator and denominator matrices."""
+    """Base: subclasses define the (numerator, denominator) matrix pairs of their ratio terms."""
 
     name = "ratio"
 
@@ -127,7 +152,7 @@ class RatioEstimator:
             raise ValueError("gamma must be in [0, 1]")
         self.gamma = gamma
 
-    def contributions(self, ep: Episodes) -> tuple[np.ndarray, np.ndarray]:
+    def terms(self, ep: Episodes) -> list[tuple[np.ndarray, np.ndarray]]:
         raise NotImplementedError
 
     def weights(self, ep: Episodes) -> np.ndarray:
@@ -141,17 +166,15 @@ class RatioEstimator:
         return per_step @ discount
 
     def estimate_policy_value(self, ep: Episodes) -> float:
-        num, den = self.contributions(ep)
-        return float(self._combine(num.sum(axis=0), den.sum(axis=0)))
+        return float(sum(self._combine(num.sum(axis=0), den.sum(axis=0)) for num, den in self.terms(ep)))
 
     def estimate_interval(
         self, ep: Episodes, n_bootstrap: int = 1000, confidence: float = 0.95, seed: int = 0
     ) -> tuple[float, float]:
         """Percentile bootstrap over episodes."""
-        num, den = self.contributions(ep)
         rng = np.random.default_rng(seed)
         counts = rng.multinomial(ep.n, np.full(ep.n, 1.0 / ep.n), size=n_bootstrap).astype(np.float64)
-        values = self._combine(counts @ num, counts @ den)
+        values = sum(self._combine(counts @ num, counts @ den) for num, den in self.terms(ep))
         alpha = (1.0 - confidence) / 2.0
         low, high = np.quantile(values, [alpha, 1.0 - alpha])
         return float(low), float(high)
@@ -175,8 +198,8 @@ class RatioEstimator:
 class BehaviorValue(RatioEstimator):
     name = "behavior"
 
-    def contributions(self, ep: Episodes) -> tuple[np.ndarray, np.ndarray]:
-        return ep.rewards, np.ones_like(ep.rewards)
+    def terms(self, ep: Episodes) -> list[tuple[np.ndarray, np.ndarray]]:
+        return [(ep.rewards, np.ones_like(ep.rewards))]
 
     def weights(self, ep: Episodes) -> np.ndarray:
         return np.ones(ep.n)
@@ -185,34 +208,63 @@ class BehaviorValue(RatioEstimator):
 class TrajectoryIS(RatioEstimator):
     name = "is"
 
-    def contributions(self, ep: Episodes) -> tuple[np.ndarray, np.ndarray]:
+    def terms(self, ep: Episodes) -> list[tuple[np.ndarray, np.ndarray]]:
         w = ep.trajectory_weights[:, None]
-        return w * ep.rewards, np.ones_like(ep.rewards)
+        return [(w * ep.rewards, np.ones_like(ep.rewards))]
 
 
 class WeightedIS(RatioEstimator):
     name = "wis"
 
-    def contributions(self, ep: Episodes) -> tuple[np.ndarray, np.ndarray]:
+    def terms(self, ep: Episodes) -> list[tuple[np.ndarray, np.ndarray]]:
         w = np.broadcast_to(ep.trajectory_weights[:, None], ep.rewards.shape)
-        return w * ep.rewards, np.array(w)
+        return [(w * ep.rewards, np.array(w))]
 
 
 class PerDecisionIS(RatioEstimator):
     name = "pdis"
 
-    def contributions(self, ep: Episodes) -> tuple[np.ndarray, np.ndarray]:
-        return ep.cumulative_weights * ep.rewards, np.ones_like(ep.rewards)
+    def terms(self, ep: Episodes) -> list[tuple[np.ndarray, np.ndarray]]:
+        return [(ep.cumulative_weights * ep.rewards, np.ones_like(ep.rewards))]
 
 
 class WeightedPerDecisionIS(RatioEstimator):
     name = "wpdis"
 
-    def contributions(self, ep: Episodes) -> tuple[np.ndarray, np.ndarray]:
+    def terms(self, ep: Episodes) -> list[tuple[np.ndarray, np.ndarray]]:
         w = ep.cumulative_weights
-        return w * ep.rewards, w
+        return [(w * ep.rewards, w)]
+
+
+def _models(ep: Episodes, name: str) -> tuple[np.ndarray, np.ndarray]:
+    if ep.q_hat is None or ep.v_hat is None:
+        raise OPEInputError(f"{name} needs q_hat and v_hat")
+    return ep.q_hat, ep.v_hat
+
+
+class DoublyRobust(RatioEstimator):
+    name = "dr"
+
+    def terms(self, ep: Episodes) -> list[tuple[np.ndarray, np.ndarray]]:
+        q, v = _models(ep, self.name)
+        w, w_prev = ep.cumulative_weights, ep.previous_weights
+        return [(w * (ep.rewards - q) + w_prev * v, np.ones_like(ep.rewards))]
+
+
+class WeightedDoublyRobust(RatioEstimator):
+    name = "wdr"
+
+    def terms(self, ep: Episodes) -> list[tuple[np.ndarray, np.ndarray]]:
+        q, v = _models(ep, self.name)
+        w, w_prev = ep.cumulative_weights, ep.previous_weights
+        # After an episode ends its v is 0, so it adds only to the step's normaliser, as in WPDIS.
+        return [(w * (ep.rewards - q), w), (w_prev * v, w_prev)]
 
 
 ESTIMATORS: dict[str, type[RatioEstimator]] = {
-    cls.name: cls for cls in (BehaviorValue, TrajectoryIS, WeightedIS, PerDecisionIS, WeightedPerDecisionIS)
+    cls.name: cls
+    for cls in (BehaviorValue, TrajectoryIS, WeightedIS, PerDecisionIS, WeightedPerDecisionIS, DoublyRobust,
+                WeightedDoublyRobust)
 }
+IS_ESTIMATORS = ("behavior", "is", "wis", "pdis", "wpdis")
+DR_ESTIMATORS = ("dr", "wdr")

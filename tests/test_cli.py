@@ -74,3 +74,46 @@ def test_ground_truth_of_a_builtin_policy(tmp_path):
 def test_ground_truth_needs_exactly_one_policy(tmp_path):
     code, _, err = hintrl("ground-truth", "--ds", "2026-11-01", home=tmp_path)
     assert code == 1 and err == "error: give exactly one of --model-uri and --policy"
+
+
+def _ope_file(path, **columns):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    base = {"episode_id": ["e1", "e1", "e2", "e3", "e3", "e3"], "step": [0, 1, 0, 0, 1, 2],
+            "reward": [1.0, 0, 0, 0, 1, 1], "behavior_prob": [0.5, 0.5, 0.25, 0.5, 0.5, 0.5],
+            "target_prob": [1.0, 0.5, 0.5, 0.25, 0.5, 1.0]}
+    base.update(columns)
+    pq.write_table(pa.table({k: v for k, v in base.items() if v is not None}), path)
+    return str(path)
+
+
+def test_ope_cli_json_contract(tmp_path):
+    import json
+
+    code, out, err = hintrl("ope", "--input", _ope_file(tmp_path / "log.parquet"), "--json", home=tmp_path)
+    assert code == 0, err
+    report = json.loads(out.splitlines()[-1])
+    assert set(report) == {"estimates", "diagnostics"}
+    assert set(report["estimates"]) == {"behavior", "is", "wis", "pdis", "wpdis"}
+    assert all(set(e) == {"value", "low", "high"} for e in report["estimates"].values())
+    assert report["estimates"]["wpdis"]["value"] == pytest.approx(2 / 4.5 + 0.5 / 4.5 + 1 / 5)
+    assert report["estimates"]["behavior"]["value"] == pytest.approx(1.0)
+    assert report["diagnostics"]["n_episodes"] == 3
+
+    code, out, _ = hintrl("ope", "--input", _ope_file(tmp_path / "dr.parquet", q_hat=[0.5] * 6, v_hat=[0.4] * 6),
+                          "--gamma", "0.9", "--json", home=tmp_path)
+    report = json.loads(out.splitlines()[-1])
+    assert code == 0 and {"dr", "wdr"} <= set(report["estimates"]) and report["diagnostics"]["gamma"] == 0.9
+
+
+@pytest.mark.parametrize("columns, message", [
+    ({"behavior_prob": [0.5, 0.0, 0.25, 0.5, 0.5, 0.5]}, "error: 1 of 6 steps have a behavior probability outside (0, 1]"),
+    ({"behavior_prob": [0.5, None, 0.25, 0.5, 0.5, 0.5]}, "error: 1 of 6 steps have a missing behavior probability"),
+    ({"target_prob": None}, "error: "),
+])
+def test_ope_cli_refuses_bad_input_in_one_line(tmp_path, columns, message):
+    code, _, err = hintrl("ope", "--input", _ope_file(tmp_path / "bad.parquet", **columns), home=tmp_path)
+    assert code == 1 and err.startswith(message) and len(err.splitlines()) == 1
+    if columns.get("target_prob", 0) is None:
+        assert "lacks column(s): target_prob" in err

@@ -4,6 +4,8 @@ import numpy as np
 import pytest
 
 from offline_rl.ope import (
+    DoublyRobust,
+    WeightedDoublyRobust,
     BehaviorValue,
     Episodes,
     OPEInputError,
@@ -117,3 +119,44 @@ def test_refuses_bad_probabilities(mu, pi, match):
 def test_refuses_gaps_in_steps():
     with pytest.raises(OPEInputError, match="consecutive"):
         Episodes.from_steps(IDS, np.array([0, 2, 0, 0, 1, 2]), R, MU, PI)
+
+
+# Doubly robust with q_hat = 0.5 and v_hat = 0.4 on every logged step (0 after an episode ends).
+# DR per episode: sum_t w_t (r_t - q_t) + w_{t-1} v_t, with w_{-1} = 1:
+#   E1: 2(1 - .5) + 1(.4) + 2(0 - .5) + 2(.4) = 1.2;  E2: 2(-.5) + .4 = -0.6
+#   E3: .5(-.5) + .4 + .5(.5) + .5(.4) + 1(.5) + .5(.4) = 1.3
+# WDR per step: sum w(r - q) / sum w  +  sum w_prev v / sum w_prev
+#   t0: -.25/4.5 + 1.2/3;  t1: -.75/4.5 + 1.0/4.5;  t2: .5/5 + .2/4.5
+Q_HAT, V_HAT = np.full(6, 0.5), np.full(6, 0.4)
+
+
+def test_doubly_robust_closed_forms():
+    ep = Episodes.from_steps(IDS, STEPS, R, MU, PI, Q_HAT, V_HAT)
+    assert DoublyRobust().estimate_policy_value(ep) == pytest.approx((1.2 - 0.6 + 1.3) / 3)
+    expected_wdr = (-0.25 / 4.5 + 1.2 / 3) + (-0.75 / 4.5 + 1.0 / 4.5) + (0.5 / 5 + 0.2 / 4.5)
+    assert WeightedDoublyRobust().estimate_policy_value(ep) == pytest.approx(expected_wdr)
+
+
+def test_zero_model_makes_dr_pdis_and_wdr_wpdis():
+    ep = Episodes.from_steps(IDS, STEPS, R, MU, PI, np.zeros(6), np.zeros(6))
+    assert DoublyRobust().estimate_policy_value(ep) == pytest.approx(PerDecisionIS().estimate_policy_value(ep))
+    assert WeightedDoublyRobust().estimate_policy_value(ep) == pytest.approx(
+        WeightedPerDecisionIS().estimate_policy_value(ep))
+
+
+def test_one_step_dr_is_the_bandit_dr():
+    rng = np.random.default_rng(5)
+    n = 300
+    mu, pi = rng.uniform(0.1, 0.9, n), rng.uniform(0, 1, n)
+    r, q, v = rng.binomial(1, 0.4, n).astype(float), rng.uniform(0, 1, n), rng.uniform(0, 1, n)
+    ep = Episodes.from_steps(np.arange(n), np.zeros(n, dtype=int), r, mu, pi, q, v)
+    w = pi / mu
+    assert DoublyRobust().estimate_policy_value(ep) == pytest.approx(np.mean(w * (r - q) + v))
+    assert WeightedDoublyRobust().estimate_policy_value(ep) == pytest.approx(np.sum(w * (r - q)) / np.sum(w) + np.mean(v))
+
+
+def test_dr_needs_both_models():
+    with pytest.raises(OPEInputError, match="both q_hat and v_hat"):
+        Episodes.from_steps(IDS, STEPS, R, MU, PI, Q_HAT, None)
+    with pytest.raises(OPEInputError, match="dr needs q_hat"):
+        DoublyRobust().estimate_policy_value(Episodes.from_steps(IDS, STEPS, R, MU, PI))
