@@ -17,9 +17,11 @@ def get_spark(cfg: SparkConfig) -> SparkSession:
     active = SparkSession.getActiveSession()
     if active is not None:
         return active
+    builder = SparkSession.builder
+    if cfg.master:  # empty: the master comes from spark-submit (or PySpark's local default)
+        builder = builder.master(cfg.master)
     spark = (
-        SparkSession.builder.master(cfg.master)
-        .appName(cfg.app_name)
+        builder.appName(cfg.app_name)
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.sql.shuffle.partitions", str(cfg.shuffle_partitions))
         .config("spark.driver.memory", cfg.driver_memory)

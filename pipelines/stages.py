@@ -54,7 +54,7 @@ def _catalog_spec(spark: SparkSession, cfg: HintrlConfig, lake: Lake):
 
 
 def features_stage(spark: SparkSession, cfg: HintrlConfig, ds: str, since: str | None = None, progress: Progress = print,
-                   force: bool = False) -> dict[str, Any]:
+                   force: bool = False, jobs: tuple[str, ...] = ("long_term", "realtime")) -> dict[str, Any]:
     lake = Lake(cfg.lake_uri)
     types, spec = _catalog_spec(spark, cfg, lake)
     report: dict[str, Any] = {"days": {}, "feature_spec_version": spec.version}
@@ -65,9 +65,11 @@ def features_stage(spark: SparkSession, cfg: HintrlConfig, ds: str, since: str |
             continue
         fresh = day == ds or force
         entry: dict[str, int] = {}
-        if fresh or not all(partition_exists(spark, lake.features(e.table, day)) for e in long_term.ENTITIES):
+        if "long_term" in jobs and (
+            fresh or not all(partition_exists(spark, lake.features(e.table, day)) for e in long_term.ENTITIES)
+        ):
             entry.update(long_term.run(spark, lake, day, types))
-        if fresh or not partition_exists(spark, lake.features("pv_rt", day)):
+        if "realtime" in jobs and (fresh or not partition_exists(spark, lake.features("pv_rt", day))):
             entry["pv_rt_rows"] = realtime.run(spark, lake, day, types, cfg.features)
         if entry:
             report["days"][day] = entry
