@@ -45,7 +45,11 @@ class OnlineFeatureComputer:
         self._before_today: dict[tuple[str, str], np.ndarray] = defaultdict(lambda: np.zeros(width, dtype=np.int64))
         self._today: dict[tuple[str, str], np.ndarray] = defaultdict(lambda: np.zeros(width, dtype=np.int64))
         self._day: str | None = None
+        # The user's previous `window_pvs` page views, and their per-type clicks and shows kept as
+        # running counts (updated as page views enter and leave the window).
         self._recent: dict[str, deque] = defaultdict(lambda: deque(maxlen=window_pvs))
+        self._recent_clicks: dict[str, np.ndarray] = defaultdict(lambda: np.zeros(n_types, dtype=np.int64))
+        self._recent_shows: dict[str, np.ndarray] = defaultdict(lambda: np.zeros(n_types, dtype=np.int64))
         self._shown: dict[tuple[str, str], list[int]] = defaultdict(list)
 
     def set_profile(self, user_id: str, profile: Profile) -> None:
@@ -63,11 +67,8 @@ class OnlineFeatureComputer:
 
     def recent_clicks(self, user_id: str) -> np.ndarray:
         """Hint clicks per type in the user's previous `window_pvs` page views."""
-        counts = np.zeros(self.n_types, dtype=np.int64)
-        for hint, clicked in self._recent[user_id]:
-            if clicked and hint is not None:
-                counts[hint] += 1
-        return counts
+        counts = self._recent_clicks.get(user_id)
+        return np.zeros(self.n_types, dtype=np.int64) if counts is None else counts.copy()
 
     def _long_term(self, kind: str, key: str, prefix: str) -> dict[str, int]:
         k = self.n_types
@@ -103,10 +104,7 @@ class OnlineFeatureComputer:
         cols["last5_click_item_category"] = [c[1] for c in clicked]
         cols["last5_click_item_conversion_rate"] = [c[2] for c in clicked]
         recent = self.recent_clicks(user_id)
-        shows = np.zeros(k, dtype=np.int64)
-        for hint, _ in self._recent[user_id]:
-            if hint is not None:
-                shows[hint] += 1
+        shows = self._recent_shows.get(user_id, np.zeros(k, dtype=np.int64))
         for t in range(k):
             cols[f"clicks_last100_t{t}"] = int(recent[t])
             cols[f"shows_last100_t{t}"] = int(shows[t])
@@ -114,7 +112,16 @@ class OnlineFeatureComputer:
 
     def observe(self, user_id: str, session_id: str, query_id: str, hint_type: int | None, clicked: bool) -> None:
         """Record a page view after it happened."""
-        self._recent[user_id].append((hint_type, bool(clicked)))
+        window = self._recent[user_id]
+        if window.maxlen and len(window) == window.maxlen:
+            left_hint, left_clicked = window[0]
+            if left_hint is not None:
+                self._recent_shows[user_id][left_hint] -= 1
+                self._recent_clicks[user_id][left_hint] -= int(left_clicked)
+        window.append((hint_type, bool(clicked)))
+        if hint_type is not None:
+            self._recent_shows[user_id][hint_type] += 1
+            self._recent_clicks[user_id][hint_type] += int(bool(clicked))
         for key in (("user", user_id), ("query", query_id)):
             today = self._today[key]
             today[0] += 1
