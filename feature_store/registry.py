@@ -77,28 +77,30 @@ def _ctr_online(clicks: str, shows: str, a: float, b: float) -> Callable[[Mappin
     return lambda c: (_n(c.get(clicks)) + a) / (_n(c.get(shows)) + a + b)
 
 
+def count_features(hint_types: list[int], table: str, prefix: str, subject: str) -> list[FeatureDef]:
+    """Long-term counts of one entity (user_lt: no prefix, query_lt: "query_"), before ds."""
+    lt = "sql/lt_day_counts.sql"
+    feats = [
+        FeatureDef(f"{prefix}page_views", "bigint", f"search page views of {subject} on all days before ds", table, lt, 1),
+        FeatureDef(f"{prefix}hint_shows", "bigint", f"hints shown to {subject} on all days before ds", table, lt, 1),
+        FeatureDef(f"{prefix}hint_clicks", "bigint", f"hints clicked by {subject} on all days before ds", table, lt, 1),
+    ]
+    for k in hint_types:
+        feats.append(FeatureDef(f"{prefix}shows_t{k}", "bigint", f"hints of type {k} shown to {subject} before ds", table, lt, 1))
+        feats.append(FeatureDef(f"{prefix}clicks_t{k}", "bigint", f"hints of type {k} clicked by {subject} before ds", table, lt, 1))
+    return feats
+
+
 def table_features(hint_types: list[int]) -> list[FeatureDef]:
-    """Columns of features/user_lt and features/pv_rt (the stored features)."""
-    lt, rt = "sql/lt_day_counts.sql", "sql/pv_rt.sql"
+    """Columns of features/user_lt, features/query_lt and features/pv_rt (the stored features)."""
+    rt = "sql/pv_rt.sql"
     feats = [
         FeatureDef("gender", "string", "user gender F/M/U from the latest profile snapshot at or before ds", "user_lt", "sql/user_lt_merge.sql", 1),
         FeatureDef("age", "int", "user age from the latest profile snapshot at or before ds", "user_lt", "sql/user_lt_merge.sql", 1),
         FeatureDef("purchase_power", "int", "user purchasing power 1..5", "user_lt", "sql/user_lt_merge.sql", 1),
-        FeatureDef("page_views", "bigint", "search page views of the user on all days before ds", "user_lt", lt, 1),
-        FeatureDef("hint_shows", "bigint", "hints shown to the user on all days before ds", "user_lt", lt, 1),
-        FeatureDef("hint_clicks", "bigint", "hints the user clicked on all days before ds", "user_lt", lt, 1),
+        *count_features(hint_types, "user_lt", "", "the user"),
+        *count_features(hint_types, "query_lt", "query_", "the query"),
     ]
-    for k in hint_types:
-        feats.append(FeatureDef(f"shows_t{k}", "bigint", f"hints of type {k} shown to the user before ds", "user_lt", lt, 1))
-        feats.append(FeatureDef(f"clicks_t{k}", "bigint", f"hints of type {k} the user clicked before ds", "user_lt", lt, 1))
-    feats += [
-        FeatureDef("query_page_views", "bigint", "search page views of the query on all days before ds", "query_lt", lt, 1),
-        FeatureDef("query_hint_shows", "bigint", "hints shown on the query's pages before ds", "query_lt", lt, 1),
-        FeatureDef("query_hint_clicks", "bigint", "hints clicked on the query's pages before ds", "query_lt", lt, 1),
-    ]
-    for k in hint_types:
-        feats.append(FeatureDef(f"query_shows_t{k}", "bigint", f"hints of type {k} shown on the query before ds", "query_lt", lt, 1))
-        feats.append(FeatureDef(f"query_clicks_t{k}", "bigint", f"hints of type {k} clicked on the query before ds", "query_lt", lt, 1))
     feats.append(FeatureDef("page", "int", "1-based page of this page view within its query", "pv_rt", rt, 1))
     for k in hint_types:
         feats.append(

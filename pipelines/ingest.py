@@ -40,11 +40,16 @@ class TableIngest:
         return self.quarantined / self.rows_in if self.rows_in else 0.0
 
 
-def require_raw(spark: SparkSession, lake: Lake, table: str, ds: str) -> DataFrame:
+def check_raw(spark: SparkSession, lake: Lake, table: str, ds: str) -> None:
+    """Fail with a clear message when a raw partition is missing (reads no data)."""
     uri = lake.raw(table, ds)
     if not partition_exists(spark, uri):
         raise DataContractError(f"missing raw partition {table}/ds={ds} (looked for {uri}/_SUCCESS)")
-    return spark.read.parquet(uri)
+
+
+def require_raw(spark: SparkSession, lake: Lake, table: str, ds: str) -> DataFrame:
+    check_raw(spark, lake, table, ds)
+    return spark.read.parquet(lake.raw(table, ds))
 
 
 def read_catalog(spark: SparkSession, lake: Lake) -> list[int]:
@@ -125,7 +130,7 @@ def _known_users(spark: SparkSession, lake: Lake, ds: str) -> DataFrame:
 def ingest_day(spark: SparkSession, lake: Lake, ds: str, cfg: FeatureConfig) -> list[TableIngest]:
     catalog = read_catalog(spark, lake)
     for table in RAW_DAILY_TABLES:  # fail before writing anything when a partition is missing
-        require_raw(spark, lake, table, ds)
+        check_raw(spark, lake, table, ds)
     # Profiles first: user actions are checked against the day's validated snapshot.
     results = {"user_profile": ingest_table(spark, lake, "user_profile", ds, catalog, cfg)}
     _known_users(spark, lake, ds).createOrReplaceTempView("known_users")

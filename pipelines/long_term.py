@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from pyspark.sql import DataFrame, SparkSession
 
+from feature_store.registry import count_features
 from hintrl.dates import shift
 from hintrl.lake import Lake
 from pipelines.spark import list_partitions, load_sql, partition_exists, write_partition
@@ -26,19 +27,13 @@ class Entity:
     prefix: str
 
     def count_columns(self, hint_types: list[int]) -> list[str]:
-        p = self.prefix
-        return [f"{p}page_views", f"{p}hint_shows", f"{p}hint_clicks"] + [
-            c for k in hint_types for c in (f"{p}shows_t{k}", f"{p}clicks_t{k}")
-        ]
+        subject = "the " + self.key.removesuffix("_id")
+        return [f.name for f in count_features(hint_types, self.table, self.prefix, subject)]
 
 
 USER = Entity("user_lt", "user_id", "")
 QUERY = Entity("query_lt", "query_id", "query_")
 ENTITIES = (USER, QUERY)
-
-
-def count_columns(hint_types: list[int]) -> list[str]:
-    return USER.count_columns(hint_types)
 
 
 def _day_counts(spark: SparkSession, pv: DataFrame, hint_types: list[int], entity: Entity) -> DataFrame:
@@ -98,7 +93,7 @@ def build_user_lt(spark: SparkSession, lake: Lake, ds: str, hint_types: list[int
     """user_lt as of ds."""
     _counts(spark, lake, ds, hint_types, USER).createOrReplaceTempView("counts")
     _latest_profile(spark, lake, ds).createOrReplaceTempView("profile")
-    columns = ", ".join(f"COALESCE(c.{c}, 0) AS {c}" for c in count_columns(hint_types))
+    columns = ", ".join(f"COALESCE(c.{c}, 0) AS {c}" for c in USER.count_columns(hint_types))
     return spark.sql(load_sql("user_lt_merge.sql", count_columns=columns))
 
 

@@ -61,7 +61,7 @@ def features_stage(spark: SparkSession, cfg: HintrlConfig, ds: str, since: str |
     for day in _days(ds, since):
         if not partition_exists(spark, lake.validated("search_pv", day)):
             if day == ds or force:
-                ingest.require_raw(spark, lake, "search_pv", day)  # says which input is missing
+                ingest.check_raw(spark, lake, "search_pv", day)  # says which input is missing
             continue
         fresh = day == ds or force
         entry: dict[str, int] = {}
