@@ -2,10 +2,13 @@
 
     .venv/bin/python benchmarks/simulator_speed.py write --page-views 1000000
     .venv/bin/python benchmarks/simulator_speed.py rollout --sessions 100000
+    .venv/bin/python benchmarks/simulator_speed.py rollout --sessions 100000 --action-space large --policy oracle
     .venv/bin/python benchmarks/simulator_speed.py memory --page-views 100000 500000 1000000
 
 write:   page views per second writing all raw tables of one day to a temporary lake (target: 1M in 60 s)
-rollout: sessions per second rolling out a masked DQN policy (target: 100,000 sessions in 60 s)
+rollout: sessions per second rolling out a policy, by default a masked DQN network (target: 100,000
+         sessions in 60 s); its weights are freshly initialised, which costs the same forward passes
+         as trained ones
 memory:  peak resident memory per size, each in a fresh process (target: linear, < 4 GiB at 5M)
 """
 
@@ -25,24 +28,25 @@ import time
 PAGE_VIEWS_PER_USER_DAY = 1.6
 
 
-def world_for(page_views: int):  # type: ignore[no-untyped-def]
-    from hintrl.config import SimulatorConfig
+def world_for(page_views: int, action_space: str = "small"):  # type: ignore[no-untyped-def]
+    from hintrl.config import HintrlConfig, SimulatorConfig
 
-    return SimulatorConfig(n_users=max(1000, int(page_views / PAGE_VIEWS_PER_USER_DAY)))
+    cfg = HintrlConfig().replace(**SimulatorConfig.preset(action_space)).simulator
+    return dataclasses.replace(cfg, n_users=max(1000, int(page_views / PAGE_VIEWS_PER_USER_DAY)))
 
 
-def bench_write(page_views: int) -> dict:
+def bench_write(page_views: int, action_space: str = "small") -> dict:
     from hintrl.lake import Lake
     from simulator.writer import simulate_to_lake
 
-    cfg = world_for(page_views)
+    cfg = world_for(page_views, action_space)
     lake_dir = tempfile.mkdtemp(prefix="hintrl-bench-lake-")
     start = time.perf_counter()
     rows = simulate_to_lake(cfg, Lake(lake_dir), "2026-11-01", 1, progress=lambda _: None)
     seconds = time.perf_counter() - start
     shutil.rmtree(lake_dir, ignore_errors=True)
     pv = rows["search_pv"]
-    return {"page_views": pv, "user_actions": rows["user_action"], "seconds": round(seconds, 1),
+    return {"action_space": action_space, "page_views": pv, "user_actions": rows["user_action"], "seconds": round(seconds, 1),
             "page_views_per_s": round(pv / seconds), "seconds_per_1M": round(seconds * 1e6 / pv, 1),
             "ratio_to_target_60s_per_1M": round(seconds * 1e6 / pv / 60.0, 2),
             "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}
@@ -51,7 +55,10 @@ def bench_write(page_views: int) -> dict:
 def _random_masked_dqn(state_dim: int, n_actions: int):  # type: ignore[no-untyped-def]
     import d3rlpy
 
-    from offline_rl.masked_q import MaskedMeanQFunctionFactory, MaskedStateEncoderFactory
+    from offline_rl.masked_q import (
+        MaskedMeanQFunctionFactory,
+        MaskedStateEncoderFactory,
+    )
     from offline_rl.policies import QSoftmaxPolicy
 
     algo = d3rlpy.algos.DoubleDQNConfig(
@@ -62,7 +69,7 @@ def _random_masked_dqn(state_dim: int, n_actions: int):  # type: ignore[no-untyp
     return QSoftmaxPolicy(algo, state_dim, 0.05, "dqn-untrained")
 
 
-def bench_rollout(sessions: int) -> dict:
+def bench_rollout(sessions: int, action_space: str, policy_name: str) -> dict:
     import torch
 
     from simulator.ground_truth import rollout
@@ -71,14 +78,18 @@ def bench_rollout(sessions: int) -> dict:
 
     torch.set_num_threads(2)
     # A day of the default world has about 0.35 active users x 1.4 sessions per user.
-    cfg = dataclasses.replace(world_for(0), n_users=max(1000, int(sessions / (0.35 * 1.4))))
-    spec = Simulator(dataclasses.replace(cfg, n_users=10)).spec
-    policy = ServedPolicy(_random_masked_dqn(spec.state_dim, spec.n_actions), "dqn")
+    cfg = dataclasses.replace(world_for(0, action_space), n_users=max(1000, int(sessions / (0.35 * 1.4))))
+    policy: object = policy_name
+    if policy_name == "dqn":
+        if action_space != "small":
+            raise SystemExit("the masked DQN network serves the small action space only")
+        spec = Simulator(dataclasses.replace(cfg, n_users=10)).spec
+        policy = ServedPolicy(_random_masked_dqn(spec.state_dim, spec.n_actions), "dqn")
     start = time.perf_counter()
     value = rollout(policy, cfg, "2026-11-01", 1)
     seconds = time.perf_counter() - start
     per_100k = seconds * 100_000 / value.n_sessions
-    return {"sessions": value.n_sessions, "episodes": value.n_episodes, "page_views": value.n_page_views,
+    return {"action_space": action_space, "policy": policy_name, "sessions": value.n_sessions, "episodes": value.n_episodes, "page_views": value.n_page_views,
             "seconds": round(seconds, 1), "page_views_per_s": round(value.n_page_views / seconds),
             "seconds_per_100k_sessions": round(per_100k, 1), "ratio_to_target_60s": round(per_100k / 60.0, 2)}
 
@@ -88,15 +99,18 @@ def main() -> None:
     sub = parser.add_subparsers(dest="what", required=True)
     w = sub.add_parser("write")
     w.add_argument("--page-views", type=int, default=100_000)
+    w.add_argument("--action-space", choices=["small", "large"], default="small")
     r = sub.add_parser("rollout")
     r.add_argument("--sessions", type=int, default=10_000)
+    r.add_argument("--action-space", choices=["small", "large"], default="small")
+    r.add_argument("--policy", choices=["dqn", "baseline", "oracle"], default="dqn")
     m = sub.add_parser("memory")
     m.add_argument("--page-views", type=int, nargs="+", default=[50_000, 100_000, 200_000])
     args = parser.parse_args()
     if args.what == "write":
-        print(json.dumps(bench_write(args.page_views)))
+        print(json.dumps(bench_write(args.page_views, args.action_space)))
     elif args.what == "rollout":
-        print(json.dumps(bench_rollout(args.sessions)))
+        print(json.dumps(bench_rollout(args.sessions, args.action_space, args.policy)))
     else:
         rows = []
         for n in args.page_views:

@@ -3,136 +3,257 @@
 It follows the definitions of `pipelines/long_term.py` and `pipelines/realtime.py`:
 - long-term columns (user_lt, query_lt) of an event on day X count page views, hint shows and
   clicks of days before X, per user (with demographics from the profile) and per query;
-- real-time columns (pv_rt) use the user's previous `window_pvs` page views in (ts, event_id)
-  order, whatever their day, the hints shown earlier in the same (session, query), and the user's
-  last 5 actions and clicked items strictly before the page view.
-Events must be observed in time order; an action at the same ts as a page view comes after it. Serving and the simulator read the state through
-`FeatureSpec.state_vector(columns)`, so the state is built by the registry in both places.
+- real-time columns (pv_rt) use the user's previous `window_pvs` page views in time order, whatever
+  their day, the hints shown earlier in the same (session, query), and the user's last 5 actions
+  and clicked items strictly before the page view.
+
+Everything is array-based and works on batches, so the simulator can step hundreds of thousands of
+users at once: users, queries, items and episodes are integer indices (the caller maps its ids),
+and per-hint counts are kept per slot of `HintSlots` (type or family). Events must be observed in
+time order; an action at the same ts as a page view comes after it. A user has one open episode at
+a time: a page view of another (session, query) starts a new one, which is how the simulator and a
+serving session work.
+
+`columns()` returns numbers as 1-D arrays (unknown demographics as NaN) and the array columns padded:
+`shown_in_session` with -1, `last5_action_types` with "", the `last5_click_item_*` columns with NaN
+(`last5_click_n` says how many entries are real). `row()` turns one row back into the values Spark
+stores. The state is built from these columns by `FeatureSpec.state_matrix`, the registry's single
+definition of every element.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict, deque
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from feature_store.registry import HintSlots
+from hintrl.contracts import ACTION_TYPES
+
+ACTION_CODES = {name: code for code, name in enumerate(ACTION_TYPES)}
+_ACTION_NAMES = np.array(list(ACTION_TYPES) + [""])  # code -1 (no action) reads as ""
+NO_ITEM = -1
+UNKNOWN_ITEM = -2
+
 
 @dataclass(frozen=True)
-class Profile:
-    gender: str | None
-    age: int | None
-    purchase_power: int | None
+class Profiles:
+    """Demographics per user index: gender "F"/"M"/"U", age and purchase power (NaN = unknown)."""
+
+    gender: np.ndarray
+    age: np.ndarray
+    purchase_power: np.ndarray
+
+    @classmethod
+    def unknown(cls, n_users: int) -> "Profiles":
+        return cls(np.full(n_users, "U"), np.full(n_users, np.nan), np.full(n_users, np.nan))
 
 
-class OnlineFeatureComputer:
+@dataclass(frozen=True)
+class Items:
+    """Price, category and conversion rate per item index."""
+
+    price: np.ndarray
+    category: np.ndarray
+    conversion_rate: np.ndarray
+
+
+class OnlineFeatures:
     def __init__(
         self,
-        n_types: int,
+        slots: HintSlots,
+        n_users: int,
+        n_queries: int,
         window_pvs: int = 100,
-        profiles: dict[str, Profile] | None = None,
-        items: dict[str, tuple[float, int, float]] | None = None,
+        max_shown: int = 20,
+        profiles: Profiles | None = None,
+        items: Items | None = None,
     ):
-        self.n_types = n_types
+        self.slots = slots
+        self.slot_of_type = np.asarray(slots.slot_of_type, dtype=np.int64)
+        self.n_slots = slots.n_slots
         self.window_pvs = window_pvs
-        self.profiles: dict[str, Profile] = dict(profiles or {})
-        self.items = dict(items or {})  # item_id -> (price, category_id, conversion_rate)
-        self._actions: dict[str, deque] = defaultdict(lambda: deque(maxlen=5))
-        self._clicked_items: dict[str, deque] = defaultdict(lambda: deque(maxlen=5))
-        # long-term counts per ("user", id) and ("query", id): [page views, shows per type, clicks per type]
-        width = 1 + 2 * n_types
-        self._before_today: dict[tuple[str, str], np.ndarray] = defaultdict(lambda: np.zeros(width, dtype=np.int64))
-        self._today: dict[tuple[str, str], np.ndarray] = defaultdict(lambda: np.zeros(width, dtype=np.int64))
+        self.profiles = profiles or Profiles.unknown(n_users)
+        self.items = items or Items(np.zeros(0), np.zeros(0), np.zeros(0))
+        s = self.n_slots
+        # Long-term counts per user and per query: [page views, shows per slot, clicks per slot],
+        # before the current day and on it.
+        self._user_before = np.zeros((n_users, 1 + 2 * s), dtype=np.int32)
+        self._user_today = np.zeros_like(self._user_before)
+        self._query_before = np.zeros((n_queries, 1 + 2 * s), dtype=np.int32)
+        self._query_today = np.zeros_like(self._query_before)
         self._day: str | None = None
-        # The user's previous `window_pvs` page views, and their per-type clicks and shows kept as
-        # running counts (updated as page views enter and leave the window).
-        self._recent: dict[str, deque] = defaultdict(lambda: deque(maxlen=window_pvs))
-        self._recent_clicks: dict[str, np.ndarray] = defaultdict(lambda: np.zeros(n_types, dtype=np.int64))
-        self._recent_shows: dict[str, np.ndarray] = defaultdict(lambda: np.zeros(n_types, dtype=np.int64))
-        self._shown: dict[tuple[str, str], list[int]] = defaultdict(list)
-
-    def set_profile(self, user_id: str, profile: Profile) -> None:
-        self.profiles[user_id] = profile
+        # The user's previous `window_pvs` page views as a ring: 0 = no hint, slot + 1 = shown,
+        # -(slot + 1) = shown and clicked; the per-slot counts over it run as page views enter and leave.
+        ring_dtype = np.int8 if s < 127 else np.int16 if s < 32767 else np.int32
+        self._ring = np.zeros((n_users, window_pvs), dtype=ring_dtype)
+        self._ring_head = np.zeros(n_users, dtype=np.int32)
+        self._recent_clicks = np.zeros((n_users, s), dtype=np.int16)
+        self._recent_shows = np.zeros((n_users, s), dtype=np.int16)
+        # The open episode of each user and the hints shown in it.
+        self._episode = np.full(n_users, -1, dtype=np.int64)
+        self._shown = np.full((n_users, max_shown), -1, dtype=np.int32)
+        self._n_shown = np.zeros(n_users, dtype=np.int32)
+        # Most recent first, padded with -1.
+        self._last_actions = np.full((n_users, 5), -1, dtype=np.int8)
+        self._last_clicked = np.full((n_users, 5), NO_ITEM, dtype=np.int32)
 
     def start_day(self, ds: str) -> None:
         """Move to day `ds`: what was observed on earlier days becomes long-term history."""
         if self._day is not None and ds < self._day:
             raise ValueError(f"events must arrive in time order: day {ds} after {self._day}")
         if ds != self._day:
-            for key, counts in self._today.items():
-                self._before_today[key] += counts
-            self._today.clear()
+            self._user_before += self._user_today
+            self._user_today[:] = 0
+            self._query_before += self._query_today
+            self._query_today[:] = 0
             self._day = ds
 
-    def recent_clicks(self, user_id: str) -> np.ndarray:
-        """Hint clicks per type in the user's previous `window_pvs` page views."""
-        counts = self._recent_clicks.get(user_id)
-        return np.zeros(self.n_types, dtype=np.int64) if counts is None else counts.copy()
+    def recent_clicks(self, users: np.ndarray) -> np.ndarray:
+        """(len(users), n_slots): hint clicks per slot in each user's previous `window_pvs` page views."""
+        return self._recent_clicks[users]
 
-    def _long_term(self, kind: str, key: str, prefix: str) -> dict[str, int]:
-        k = self.n_types
-        counts = self._before_today.get((kind, key))
-        if counts is None:
-            counts = np.zeros(1 + 2 * k, dtype=np.int64)
+    def shown(self, users: np.ndarray, episodes: np.ndarray) -> np.ndarray:
+        """(len(users), max_shown): hint types shown earlier in each row's episode, -1 padded."""
+        same = self._episode[users] == episodes
+        return np.where(same[:, None], self._shown[users], -1)
+
+    def _long_term(self, counts: np.ndarray, prefix: str) -> dict[str, np.ndarray]:
+        s = self.n_slots
         cols = {
-            f"{prefix}page_views": int(counts[0]),
-            f"{prefix}hint_shows": int(counts[1:1 + k].sum()),
-            f"{prefix}hint_clicks": int(counts[1 + k:].sum()),
+            f"{prefix}page_views": counts[:, 0].astype(np.int64),
+            f"{prefix}hint_shows": counts[:, 1:1 + s].sum(axis=1, dtype=np.int64),
+            f"{prefix}hint_clicks": counts[:, 1 + s:].sum(axis=1, dtype=np.int64),
         }
-        for t in range(k):
-            cols[f"{prefix}shows_t{t}"] = int(counts[1 + t])
-            cols[f"{prefix}clicks_t{t}"] = int(counts[1 + k + t])
+        for i, x in enumerate(self.slots.suffixes):
+            cols[f"{prefix}shows_{x}"] = counts[:, 1 + i].astype(np.int64)
+            cols[f"{prefix}clicks_{x}"] = counts[:, 1 + s + i].astype(np.int64)
         return cols
 
-    def columns(self, user_id: str, session_id: str, query_id: str, page: int) -> dict[str, Any]:
-        """The user_lt, query_lt and pv_rt columns of a page view about to happen."""
-        k = self.n_types
-        profile = self.profiles.get(user_id, Profile(None, None, None))
-        cols: dict[str, Any] = {
-            "gender": profile.gender or "U",
-            "age": profile.age,
-            "purchase_power": profile.purchase_power,
-            **self._long_term("user", user_id, ""),
-            **self._long_term("query", query_id, "query_"),
-            "page": page,
-            "shown_in_session": list(self._shown.get((session_id, query_id), [])),
+    def columns(self, users: np.ndarray, queries: np.ndarray, episodes: np.ndarray, pages: np.ndarray) -> dict[str, np.ndarray]:
+        """The user_lt, query_lt and pv_rt columns of a batch of page views about to happen."""
+        users, queries = np.asarray(users, dtype=np.int64), np.asarray(queries, dtype=np.int64)
+        p = self.profiles
+        cols: dict[str, np.ndarray] = {
+            "gender": p.gender[users],
+            "age": p.age[users],
+            "purchase_power": p.purchase_power[users],
+            **self._long_term(self._user_before[users], ""),
+            **self._long_term(self._query_before[queries], "query_"),
+            "page": np.asarray(pages, dtype=np.int64),
+            "shown_in_session": self.shown(users, np.asarray(episodes, dtype=np.int64)),
+            "last5_action_types": _ACTION_NAMES[self._last_actions[users]],
         }
-        clicked = list(reversed(self._clicked_items.get(user_id, ())))
-        cols["last5_action_types"] = list(reversed(self._actions.get(user_id, ())))
-        cols["last5_click_item_price"] = [c[0] for c in clicked]
-        cols["last5_click_item_category"] = [c[1] for c in clicked]
-        cols["last5_click_item_conversion_rate"] = [c[2] for c in clicked]
-        recent = self.recent_clicks(user_id)
-        shows = self._recent_shows.get(user_id, np.zeros(k, dtype=np.int64))
-        for t in range(k):
-            cols[f"clicks_last100_t{t}"] = int(recent[t])
-            cols[f"shows_last100_t{t}"] = int(shows[t])
+        clicked = self._last_clicked[users]
+        known = clicked >= 0
+        index = np.where(known, clicked, 0)
+        for column, values in (("price", self.items.price), ("category", self.items.category),
+                               ("conversion_rate", self.items.conversion_rate)):
+            looked_up = values[index] if len(values) else np.zeros(index.shape)
+            cols[f"last5_click_item_{column}"] = np.where(known, looked_up, np.nan).astype(np.float64)
+        cols["last5_click_n"] = (clicked != NO_ITEM).sum(axis=1)
+        recent_clicks, recent_shows = self._recent_clicks[users], self._recent_shows[users]
+        for i, x in enumerate(self.slots.suffixes):
+            cols[f"clicks_last100_{x}"] = recent_clicks[:, i].astype(np.int64)
+            cols[f"shows_last100_{x}"] = recent_shows[:, i].astype(np.int64)
         return cols
 
-    def observe(self, user_id: str, session_id: str, query_id: str, hint_type: int | None, clicked: bool) -> None:
-        """Record a page view after it happened."""
-        window = self._recent[user_id]
-        if window.maxlen and len(window) == window.maxlen:
-            left_hint, left_clicked = window[0]
-            if left_hint is not None:
-                self._recent_shows[user_id][left_hint] -= 1
-                self._recent_clicks[user_id][left_hint] -= int(left_clicked)
-        window.append((hint_type, bool(clicked)))
-        if hint_type is not None:
-            self._recent_shows[user_id][hint_type] += 1
-            self._recent_clicks[user_id][hint_type] += int(bool(clicked))
-        for key in (("user", user_id), ("query", query_id)):
-            today = self._today[key]
-            today[0] += 1
-            if hint_type is not None:
-                today[1 + hint_type] += 1
-                today[1 + self.n_types + hint_type] += int(bool(clicked))
-        if hint_type is not None:
-            self._shown[(session_id, query_id)].append(int(hint_type))
+    def observe(self, users: np.ndarray, queries: np.ndarray, episodes: np.ndarray, hints: np.ndarray,
+                clicked: np.ndarray) -> None:
+        """Record a batch of page views after they happened (each user at most once; hint -1 = none)."""
+        users = np.asarray(users, dtype=np.int64)
+        if len(np.unique(users)) != len(users):
+            raise ValueError("a batch of page views holds each user at most once (observe them in time order)")
+        queries, episodes = np.asarray(queries, dtype=np.int64), np.asarray(episodes, dtype=np.int64)
+        hints, clicked = np.asarray(hints, dtype=np.int64), np.asarray(clicked, dtype=bool)
+        shown = hints >= 0
+        slot = np.where(shown, self.slot_of_type[np.where(shown, hints, 0)], 0)
+        # The page view that leaves each user's window.
+        head = self._ring_head[users]
+        leaving = self._ring[users, head].astype(np.int64)
+        gone = leaving != 0
+        gone_slot = np.abs(leaving[gone]) - 1
+        self._recent_shows[users[gone], gone_slot] -= 1
+        self._recent_clicks[users[gone], gone_slot] -= (leaving[gone] < 0).astype(np.int16)
+        code = np.where(shown, np.where(clicked, -(slot + 1), slot + 1), 0)
+        self._ring[users, head] = code
+        self._ring_head[users] = (head + 1) % self.window_pvs
+        self._recent_shows[users[shown], slot[shown]] += 1
+        self._recent_clicks[users[shown], slot[shown]] += clicked[shown].astype(np.int16)
+        # Today's long-term counts (queries repeat within a batch, users do not).
+        s = self.n_slots
+        self._user_today[users, 0] += 1
+        self._user_today[users[shown], 1 + slot[shown]] += 1
+        self._user_today[users[shown], 1 + s + slot[shown]] += clicked[shown]
+        np.add.at(self._query_today, (queries, 0), 1)
+        np.add.at(self._query_today, (queries[shown], 1 + slot[shown]), 1)
+        np.add.at(self._query_today, (queries[shown], 1 + s + slot[shown]), clicked[shown].astype(np.int32))
+        # The hints shown in each user's open episode.
+        new = self._episode[users] != episodes
+        self._episode[users[new]] = episodes[new]
+        self._shown[users[new]] = -1
+        self._n_shown[users[new]] = 0
+        su = users[shown]
+        position = self._n_shown[su]
+        if (position >= self._shown.shape[1]).any():
+            raise ValueError(f"more than {self._shown.shape[1]} hints shown in one episode; raise max_shown")
+        self._shown[su, position] = hints[shown]
+        self._n_shown[su] += 1
 
-    def observe_action(self, user_id: str, action_type: str, item_id: str) -> None:
-        """Record a user action (browse, click, cart, purchase) after it happened."""
-        self._actions[user_id].append(action_type)
-        if action_type == "click":
-            self._clicked_items[user_id].append(self.items.get(item_id, (None, None, None)))
+    def observe_actions(self, users: np.ndarray, action_types: np.ndarray, items: np.ndarray) -> None:
+        """Record user actions after they happened, in time order per user.
+
+        `action_types` are codes of `ACTION_CODES`; `items` are item indices (`UNKNOWN_ITEM` for an
+        item outside the catalog)."""
+        users = np.asarray(users, dtype=np.int64)
+        if len(users) == 0:
+            return
+        order = np.argsort(users, kind="stable")
+        users, action_types, items = users[order], np.asarray(action_types)[order], np.asarray(items)[order]
+        _push_recent(self._last_actions, users, action_types.astype(np.int8))
+        clicks = action_types == ACTION_CODES["click"]
+        _push_recent(self._last_clicked, users[clicks], items[clicks].astype(np.int32))
+
+    @staticmethod
+    def row(cols: dict[str, np.ndarray], i: int) -> dict[str, Any]:
+        """Row i of a `columns()` batch as Spark stores it (lists unpadded, NaN as None)."""
+        n = int(cols["last5_click_n"][i])
+        out: dict[str, Any] = {}
+        for name, values in cols.items():
+            value = values[i]
+            if name == "shown_in_session":
+                out[name] = [int(v) for v in value if v >= 0]
+            elif name == "last5_action_types":
+                out[name] = [str(v) for v in value if v]
+            elif name == "last5_click_item_category":
+                out[name] = [None if np.isnan(v) else int(v) for v in value[:n]]
+            elif name.startswith("last5_click_item_"):
+                out[name] = [None if np.isnan(v) else float(v) for v in value[:n]]
+            elif name == "gender":
+                out[name] = str(value)
+            elif name in ("age", "purchase_power"):
+                out[name] = None if np.isnan(value) else int(value)
+            elif name != "last5_click_n":
+                out[name] = int(value)
+        return out
+
+
+def _push_recent(recent: np.ndarray, users: np.ndarray, values: np.ndarray) -> None:
+    """Push values (grouped by user, oldest first) onto each user's most-recent-first row of `recent`."""
+    if len(users) == 0:
+        return
+    width = recent.shape[1]
+    starts = np.flatnonzero(np.r_[True, users[1:] != users[:-1]])
+    counts = np.diff(np.r_[starts, len(users)])
+    group_users = users[starts]
+    taken = np.minimum(counts, width)
+    j = np.arange(width)
+    # new[g, j] = the j-th most recent value of group g (valid where j < taken[g])
+    newest = starts + counts - 1
+    new_index = np.clip(newest[:, None] - j[None, :], 0, None)
+    new = values[new_index]
+    old = recent[group_users]
+    old_index = np.clip(j[None, :] - taken[:, None], 0, None)
+    old_shifted = np.take_along_axis(old, old_index, axis=1)
+    recent[group_users] = np.where(j[None, :] < taken[:, None], new, old_shifted)

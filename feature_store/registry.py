@@ -3,15 +3,23 @@
 A `FeatureSpec` is the ordered state vector for a hint catalog. Its version string changes whenever
 a definition, its order or the catalog changes, and it is stamped on every transitions row and on
 every registered model, so a model is never fed a state it was not trained on.
+
+Per-hint counts are kept per *slot*: one slot per hint type in the small action space (column
+suffix `t{k}`), one per hint family in the large one (suffix `f{family}`), where per-type columns
+for 20,000 hint ids would be neither learnable nor storable.
+
+Each state element has a Spark SQL expression (`state_expr`, used by the transitions job) and the
+same element computed online (`online`, used by the simulator and serving) over a batch of feature
+columns as `feature_store.online.OnlineFeatures.columns` returns them: numbers as 1-D arrays,
+unknown demographics as NaN, arrays as padded 2-D arrays (see that module).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import math
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -29,6 +37,46 @@ AGE_BANDS: tuple[tuple[str, int, int], ...] = (
     ("55+", 55, 200),
 )
 
+Columns = Mapping[str, np.ndarray]
+
+
+@dataclass(frozen=True)
+class HintSlots:
+    """How per-hint counts are keyed: `per` is "type" or "family"; `suffixes[s]` names slot s in
+    column names; `slot_of_type[k]` is the slot of hint type k."""
+
+    per: str
+    suffixes: tuple[str, ...]
+    slot_of_type: tuple[int, ...]
+
+    @classmethod
+    def by_type(cls, n_types: int) -> "HintSlots":
+        return cls("type", tuple(f"t{k}" for k in range(n_types)), tuple(range(n_types)))
+
+    @classmethod
+    def by_family(cls, family_of_type: Sequence[str]) -> "HintSlots":
+        names = sorted(set(family_of_type))
+        bad = [n for n in names if not n.isidentifier()]
+        if bad:
+            raise ValueError(f"hint family names must be identifiers to name feature columns: {bad[:5]}")
+        index = {n: i for i, n in enumerate(names)}
+        return cls("family", tuple(f"f{n}" for n in names), tuple(index[f] for f in family_of_type))
+
+    @property
+    def n_slots(self) -> int:
+        return len(self.suffixes)
+
+    @property
+    def n_types(self) -> int:
+        return len(self.slot_of_type)
+
+    def members(self, slot: int) -> list[int]:
+        return [k for k, s in enumerate(self.slot_of_type) if s == slot]
+
+    def describe(self, slot: int) -> str:
+        name = self.suffixes[slot][1:]
+        return f"hint type {name}" if self.per == "type" else f"hints of family {name}"
+
 
 @dataclass(frozen=True)
 class FeatureDef:
@@ -39,8 +87,8 @@ class FeatureDef:
     sql_file: str  # the SQL in sql/ that computes the source column
     version: int
     state_expr: str | None = None  # SQL over the transitions join giving the state element
-    # The same element computed online from the stored feature columns (serving, the simulator).
-    online: Callable[[Mapping[str, Any]], float] | None = field(default=None, compare=False, repr=False)
+    # The same element computed online over a batch of stored feature columns (serving, the simulator).
+    online: Callable[[Columns], np.ndarray] | None = field(default=None, compare=False, repr=False)
 
     def definition(self) -> dict[str, Any]:
         return {k: v for k, v in asdict(self).items() if k != "online"}
@@ -50,9 +98,9 @@ def _ctr(clicks: str, shows: str, prior_clicks: float, prior_non_clicks: float) 
     return f"(COALESCE({clicks}, 0) + {prior_clicks}) / (COALESCE({shows}, 0) + {prior_clicks + prior_non_clicks})"
 
 
-def _n(value: Any) -> float:
-    """SQL's COALESCE(x, 0) for a number."""
-    return 0.0 if value is None else float(value)
+def _n(values: np.ndarray) -> np.ndarray:
+    """SQL's COALESCE(x, 0) for a batch of numbers (unknown = NaN)."""
+    return np.nan_to_num(np.asarray(values, dtype=np.float64), nan=0.0)
 
 
 def _array_mean_sql(column: str) -> str:
@@ -61,23 +109,24 @@ def _array_mean_sql(column: str) -> str:
             f" / NULLIF(size({column}), 0), 0)")
 
 
-def _array_mean(values: Any) -> float:
-    values = list(values or [])
-    total = 0.0
-    for v in values:
-        total += 0.0 if v is None else float(v)
-    return total / len(values) if values else 0.0
+def _array_mean(column: str) -> Callable[[Columns], np.ndarray]:
+    """`_array_mean_sql` online: NaN entries count as 0, `last5_click_n` is the array's length."""
+    def mean(c: Columns) -> np.ndarray:
+        total = _n(c[column]).sum(axis=1)
+        n = np.asarray(c["last5_click_n"], dtype=np.float64)
+        return np.divide(total, n, out=np.zeros_like(total), where=n > 0)
+    return mean
 
 
-def _action_share(action: str) -> Callable[[Mapping[str, Any]], float]:
-    return lambda c: sum(1 for a in (c.get("last5_action_types") or []) if a == action) / 5.0
+def _action_share(action: str) -> Callable[[Columns], np.ndarray]:
+    return lambda c: (np.asarray(c["last5_action_types"]) == action).sum(axis=1) / 5.0
 
 
-def _ctr_online(clicks: str, shows: str, a: float, b: float) -> Callable[[Mapping[str, Any]], float]:
-    return lambda c: (_n(c.get(clicks)) + a) / (_n(c.get(shows)) + a + b)
+def _ctr_online(clicks: str, shows: str, a: float, b: float) -> Callable[[Columns], np.ndarray]:
+    return lambda c: (_n(c[clicks]) + a) / (_n(c[shows]) + a + b)
 
 
-def count_features(hint_types: list[int], table: str, prefix: str, subject: str) -> list[FeatureDef]:
+def count_features(slots: HintSlots, table: str, prefix: str, subject: str) -> list[FeatureDef]:
     """Long-term counts of one entity (user_lt: no prefix, query_lt: "query_"), before ds."""
     lt = "sql/lt_day_counts.sql"
     feats = [
@@ -85,36 +134,30 @@ def count_features(hint_types: list[int], table: str, prefix: str, subject: str)
         FeatureDef(f"{prefix}hint_shows", "bigint", f"hints shown to {subject} on all days before ds", table, lt, 1),
         FeatureDef(f"{prefix}hint_clicks", "bigint", f"hints clicked by {subject} on all days before ds", table, lt, 1),
     ]
-    for k in hint_types:
-        feats.append(FeatureDef(f"{prefix}shows_t{k}", "bigint", f"hints of type {k} shown to {subject} before ds", table, lt, 1))
-        feats.append(FeatureDef(f"{prefix}clicks_t{k}", "bigint", f"hints of type {k} clicked by {subject} before ds", table, lt, 1))
+    for s, suffix in enumerate(slots.suffixes):
+        what = slots.describe(s)
+        feats.append(FeatureDef(f"{prefix}shows_{suffix}", "bigint", f"{what} shown to {subject} before ds", table, lt, 1))
+        feats.append(FeatureDef(f"{prefix}clicks_{suffix}", "bigint", f"{what} clicked by {subject} before ds", table, lt, 1))
     return feats
 
 
-def table_features(hint_types: list[int]) -> list[FeatureDef]:
+def table_features(slots: HintSlots) -> list[FeatureDef]:
     """Columns of features/user_lt, features/query_lt and features/pv_rt (the stored features)."""
     rt = "sql/pv_rt.sql"
     feats = [
         FeatureDef("gender", "string", "user gender F/M/U from the latest profile snapshot at or before ds", "user_lt", "sql/user_lt_merge.sql", 1),
         FeatureDef("age", "int", "user age from the latest profile snapshot at or before ds", "user_lt", "sql/user_lt_merge.sql", 1),
         FeatureDef("purchase_power", "int", "user purchasing power 1..5", "user_lt", "sql/user_lt_merge.sql", 1),
-        *count_features(hint_types, "user_lt", "", "the user"),
-        *count_features(hint_types, "query_lt", "query_", "the query"),
+        *count_features(slots, "user_lt", "", "the user"),
+        *count_features(slots, "query_lt", "query_", "the query"),
     ]
     feats.append(FeatureDef("page", "int", "1-based page of this page view within its query", "pv_rt", rt, 1))
-    for k in hint_types:
-        feats.append(
-            FeatureDef(
-                f"clicks_last100_t{k}", "int",
-                f"hint clicks of type {k} in the user's previous 100 search page views (any day)", "pv_rt", rt, 1,
-            )
-        )
-        feats.append(
-            FeatureDef(
-                f"shows_last100_t{k}", "int",
-                f"hints of type {k} shown in the user's previous 100 search page views (any day)", "pv_rt", rt, 1,
-            )
-        )
+    for s, suffix in enumerate(slots.suffixes):
+        what = slots.describe(s)
+        feats.append(FeatureDef(f"clicks_last100_{suffix}", "int",
+                                f"clicks on {what} in the user's previous 100 search page views (any day)", "pv_rt", rt, 1))
+        feats.append(FeatureDef(f"shows_last100_{suffix}", "int",
+                                f"{what} shown in the user's previous 100 search page views (any day)", "pv_rt", rt, 1))
     feats.append(
         FeatureDef("shown_in_session", "array<int>", "hint types shown earlier in this (session, query)", "pv_rt", rt, 1)
     )
@@ -130,7 +173,7 @@ def table_features(hint_types: list[int]) -> list[FeatureDef]:
 
 @dataclass(frozen=True)
 class FeatureSpec:
-    hint_types: tuple[int, ...]
+    slots: HintSlots
     state: tuple[FeatureDef, ...]
     ctr_prior_clicks: float
     ctr_prior_non_clicks: float
@@ -138,9 +181,15 @@ class FeatureSpec:
     @property
     def version(self) -> str:
         payload = json.dumps(
-            {"types": self.hint_types, "state": [f.definition() for f in self.state]}, sort_keys=True
+            {"per": self.slots.per, "slots": self.slots.suffixes, "slot_of_type": self.slots.slot_of_type,
+             "state": [f.definition() for f in self.state]},
+            sort_keys=True,
         ).encode()
         return f"v{SPEC_VERSION}-{hashlib.sha256(payload).hexdigest()[:10]}"
+
+    @property
+    def hint_types(self) -> tuple[int, ...]:
+        return tuple(range(self.slots.n_types))
 
     @property
     def state_dim(self) -> int:
@@ -148,15 +197,15 @@ class FeatureSpec:
 
     @property
     def n_actions(self) -> int:
-        return len(self.hint_types)
+        return self.slots.n_types
 
     def state_sql(self) -> str:
         """`array(...)` of the state elements in spec order, as floats."""
         return "array(" + ", ".join(f"CAST({f.state_expr} AS FLOAT)" for f in self.state) + ")"
 
-    def state_vector(self, columns: Mapping[str, Any]) -> np.ndarray:
-        """The state from stored feature columns (user_lt and pv_rt names), as Spark builds it."""
-        return np.array([f.online(columns) for f in self.state], dtype=np.float32)  # type: ignore[misc]
+    def state_matrix(self, columns: Columns) -> np.ndarray:
+        """States (one row per page view) from a batch of stored feature columns, as Spark builds them."""
+        return np.stack([np.asarray(f.online(columns), dtype=np.float64) for f in self.state], axis=1).astype(np.float32)  # type: ignore[misc]
 
     def describe(self) -> list[dict[str, object]]:
         return [
@@ -166,69 +215,93 @@ class FeatureSpec:
         ]
 
 
-def build_spec(hint_types: list[int], ctr_prior_clicks: float = 1.0, ctr_prior_non_clicks: float = 9.0) -> FeatureSpec:
-    """The state vector for a catalog whose hint types are 0..n-1 (the policies' action ids)."""
+# With more hint types than this, `per="auto"` counts per family (the large action space).
+MAX_TYPES_COUNTED_PER_TYPE = 64
+SLOT_CHOICES = ("auto", "type", "family")
+
+
+def slots_for(hint_types: Sequence[int], families: Sequence[str] | None = None, per: str = "auto") -> HintSlots:
+    """Slots of a catalog: hint types 0..n-1 and, for per-family counts, the family of each type.
+    `per` is "type", "family", or "auto" (per type up to MAX_TYPES_COUNTED_PER_TYPE types)."""
     types = sorted(hint_types)
     if types != list(range(len(types))):
         raise ValueError(f"hint types must be 0..n-1 to serve as action ids, got {types[:10]}")
+    if per not in SLOT_CHOICES:
+        raise ValueError(f"features are counted per {' or '.join(SLOT_CHOICES)}, not {per!r}")
+    if per == "auto":
+        per = "type" if len(types) <= MAX_TYPES_COUNTED_PER_TYPE else "family"
+    if per == "type":
+        return HintSlots.by_type(len(types))
+    if families is None or len(families) != len(types):
+        raise ValueError("per-family features need the family of every hint type")
+    return HintSlots.by_family(list(families))
+
+
+def build_spec(hint_types: list[int] | HintSlots, ctr_prior_clicks: float = 1.0, ctr_prior_non_clicks: float = 9.0) -> FeatureSpec:
+    """The state vector for a catalog whose hint types are 0..n-1 (the policies' action ids)."""
+    slots = hint_types if isinstance(hint_types, HintSlots) else slots_for(hint_types)
     a, b = ctr_prior_clicks, ctr_prior_non_clicks
     lt, rt, merge = "sql/lt_day_counts.sql", "sql/pv_rt.sql", "sql/user_lt_merge.sql"
-    def gender(c: Mapping[str, Any]) -> str:
-        return c.get("gender") or "U"
 
-    def shown(k: int) -> Callable[[Mapping[str, Any]], float]:
-        return lambda c: float(k in (c.get("shown_in_session") or []))
+    def gender_is(g: str) -> Callable[[Columns], np.ndarray]:
+        return lambda c: (np.asarray(c["gender"]) == g).astype(np.float64)
 
-    def recent(k: int) -> Callable[[Mapping[str, Any]], float]:
-        return lambda c: min(_n(c.get(f"clicks_last100_t{k}")), 5.0) / 5.0
+    def shown(k: int) -> Callable[[Columns], np.ndarray]:
+        return lambda c: (np.asarray(c["shown_in_session"]) == k).any(axis=1).astype(np.float64)
+
+    def recent(column: str) -> Callable[[Columns], np.ndarray]:
+        return lambda c: np.minimum(_n(c[column]), 5.0) / 5.0
 
     state = [
         FeatureDef("gender_f", "float", "1 if the user's gender is F", "user_lt", merge, 1,
-                   "COALESCE(gender, 'U') = 'F'", lambda c: float(gender(c) == "F")),
+                   "COALESCE(gender, 'U') = 'F'", gender_is("F")),
         FeatureDef("gender_m", "float", "1 if the user's gender is M", "user_lt", merge, 1,
-                   "COALESCE(gender, 'U') = 'M'", lambda c: float(gender(c) == "M")),
+                   "COALESCE(gender, 'U') = 'M'", gender_is("M")),
         FeatureDef("gender_u", "float", "1 if the user's gender is unknown", "user_lt", merge, 1,
-                   "COALESCE(gender, 'U') = 'U'", lambda c: float(gender(c) == "U")),
+                   "COALESCE(gender, 'U') = 'U'", gender_is("U")),
         FeatureDef("age_scaled", "float", "age / 100, 0 when unknown", "user_lt", merge, 1,
-                   "COALESCE(age, 0) / 100.0", lambda c: _n(c.get("age")) / 100.0),
+                   "COALESCE(age, 0) / 100.0", lambda c: _n(c["age"]) / 100.0),
         FeatureDef("purchase_power_scaled", "float", "purchase power / 5, 0 when unknown", "user_lt", merge, 1,
-                   "COALESCE(purchase_power, 0) / 5.0", lambda c: _n(c.get("purchase_power")) / 5.0),
+                   "COALESCE(purchase_power, 0) / 5.0", lambda c: _n(c["purchase_power"]) / 5.0),
         FeatureDef("user_hint_shows_log", "float", "log1p of the user's hint shows before ds", "user_lt", lt, 1,
-                   "LN(1 + COALESCE(hint_shows, 0))", lambda c: math.log(1.0 + _n(c.get("hint_shows")))),
+                   "LN(1 + COALESCE(hint_shows, 0))", lambda c: np.log1p(_n(c["hint_shows"]))),
         FeatureDef("user_hint_ctr", "float", "user's smoothed hint CTR before ds", "user_lt", lt, 1,
                    _ctr("hint_clicks", "hint_shows", a, b), _ctr_online("hint_clicks", "hint_shows", a, b)),
     ]
-    for k in types:
+    for s, x in enumerate(slots.suffixes):
         state.append(
-            FeatureDef(f"user_ctr_t{k}", "float", f"user's smoothed CTR on hint type {k} before ds", "user_lt", lt, 1,
-                       _ctr(f"clicks_t{k}", f"shows_t{k}", a, b), _ctr_online(f"clicks_t{k}", f"shows_t{k}", a, b))
+            FeatureDef(f"user_ctr_{x}", "float", f"user's smoothed CTR on {slots.describe(s)} before ds", "user_lt", lt, 1,
+                       _ctr(f"clicks_{x}", f"shows_{x}", a, b), _ctr_online(f"clicks_{x}", f"shows_{x}", a, b))
         )
     state += [
         FeatureDef("query_volume_log", "float", "ln(1 + the query's page views before ds) / 10", "query_lt", lt, 1,
                    "LN(1 + COALESCE(query_page_views, 0)) / 10.0",
-                   lambda c: math.log(1.0 + _n(c.get("query_page_views"))) / 10.0),
+                   lambda c: np.log1p(_n(c["query_page_views"])) / 10.0),
         FeatureDef("query_hint_ctr", "float", "the query's smoothed hint CTR before ds", "query_lt", lt, 1,
                    _ctr("query_hint_clicks", "query_hint_shows", a, b),
                    _ctr_online("query_hint_clicks", "query_hint_shows", a, b)),
     ]
-    for k in types:
+    for s, x in enumerate(slots.suffixes):
         state.append(
-            FeatureDef(f"query_ctr_t{k}", "float", f"the query's smoothed CTR on hint type {k} before ds", "query_lt", lt, 1,
-                       _ctr(f"query_clicks_t{k}", f"query_shows_t{k}", a, b),
-                       _ctr_online(f"query_clicks_t{k}", f"query_shows_t{k}", a, b))
+            FeatureDef(f"query_ctr_{x}", "float", f"the query's smoothed CTR on {slots.describe(s)} before ds", "query_lt", lt, 1,
+                       _ctr(f"query_clicks_{x}", f"query_shows_{x}", a, b),
+                       _ctr_online(f"query_clicks_{x}", f"query_shows_{x}", a, b))
         )
     state.append(FeatureDef("page_scaled", "float", "(page - 1) / 10", "pv_rt", rt, 1,
-                            "(page - 1) / 10.0", lambda c: (_n(c.get("page")) - 1.0) / 10.0))
-    for k in types:
+                            "(page - 1) / 10.0", lambda c: (_n(c["page"]) - 1.0) / 10.0))
+    for x in slots.suffixes:
         state.append(
-            FeatureDef(f"recent_clicks_t{k}", "float", f"min(clicks_last100_t{k}, 5) / 5", "pv_rt", rt, 1,
-                       f"LEAST(clicks_last100_t{k}, 5) / 5.0", recent(k))
+            FeatureDef(f"recent_clicks_{x}", "float", f"min(clicks_last100_{x}, 5) / 5", "pv_rt", rt, 1,
+                       f"LEAST(clicks_last100_{x}, 5) / 5.0", recent(f"clicks_last100_{x}"))
         )
-    for k in types:
-        state.append(
-            FeatureDef(f"shown_t{k}", "float", f"1 if type {k} was already shown in this (session, query)", "pv_rt", rt, 1,
-                       f"array_contains(shown_in_session, {k})", shown(k))
-        )
+    if slots.per == "type":
+        # In the large action space a per-type flag would be 20,000 wide; the candidates already
+        # exclude what was shown.
+        for k in range(slots.n_types):
+            state.append(
+                FeatureDef(f"shown_t{k}", "float", f"1 if type {k} was already shown in this (session, query)", "pv_rt", rt, 1,
+                           f"array_contains(shown_in_session, {k})", shown(k))
+            )
     last5 = "sql/pv_last5_actions.sql"
     for action in ACTION_TYPES:
         state.append(
@@ -238,12 +311,12 @@ def build_spec(hint_types: list[int], ctr_prior_clicks: float = 1.0, ctr_prior_n
     state += [
         FeatureDef("last5_click_price_log", "float", "ln(1 + mean price of the last 5 clicked items) / 10, 0 without clicks",
                    "pv_rt", last5, 1, f"LN(1 + {_array_mean_sql('last5_click_item_price')}) / 10.0",
-                   lambda c: math.log(1.0 + _array_mean(c.get("last5_click_item_price"))) / 10.0),
+                   lambda c: np.log1p(_array_mean("last5_click_item_price")(c)) / 10.0),
         FeatureDef("last5_click_conversion", "float", "mean conversion rate of the last 5 clicked items, 0 without clicks",
                    "pv_rt", last5, 1, _array_mean_sql("last5_click_item_conversion_rate"),
-                   lambda c: _array_mean(c.get("last5_click_item_conversion_rate"))),
+                   _array_mean("last5_click_item_conversion_rate")),
     ]
-    return FeatureSpec(tuple(types), tuple(state), a, b)
+    return FeatureSpec(slots, tuple(state), a, b)
 
 
 def stratum_sql() -> str:

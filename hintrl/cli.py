@@ -8,13 +8,14 @@ printed as one line (`error: ...`) with a non-zero exit, never as a traceback.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
 from pathlib import Path
 from typing import Any, Callable
 
-from hintrl.config import HintrlConfig
+from hintrl.config import ACTION_SPACES, HintrlConfig, SimulatorConfig
 from hintrl.dates import parse_ds
 from hintrl.errors import HintrlError
 
@@ -38,12 +39,14 @@ def build_config(args: argparse.Namespace) -> HintrlConfig:
     home = Path(args.home or os.environ.get("HINTRL_HOME") or Path.home() / ".hintrl")
     # MLFLOW_TRACKING_URI is MLflow's own variable: honour it like every MLflow client does.
     cfg = HintrlConfig(home=home, lake=args.lake, mlflow_uri=args.mlflow_uri or os.environ.get("MLFLOW_TRACKING_URI"))
-    overrides = dict(args.set or [])
+    # An action-space preset first, so that --set can still change any of its settings.
+    overrides = SimulatorConfig.preset(args.action_space) if getattr(args, "action_space", None) else {}
+    overrides.update(dict(args.set or []))
     if getattr(args, "master", None):
         overrides["spark.master"] = args.master
     try:
         return cfg.replace(**overrides) if overrides else cfg
-    except (KeyError, TypeError) as err:
+    except (KeyError, TypeError, ValueError) as err:
         raise HintrlError(f"bad --set: {err}") from None
 
 
@@ -78,14 +81,20 @@ def cmd_features(cfg: HintrlConfig, args: argparse.Namespace) -> dict[str, Any]:
 
 
 def describe_features(cfg: HintrlConfig, args: argparse.Namespace) -> dict[str, Any]:
-    from feature_store.registry import build_spec, table_features
+    from feature_store.registry import build_spec, slots_for, table_features
+    from simulator.world import catalog_families
 
-    types = list(range(cfg.simulator.n_types)) if args.types is None else list(range(args.types))
-    spec = build_spec(types, cfg.features.ctr_prior_clicks, cfg.features.ctr_prior_non_clicks)
+    world = cfg.simulator if args.types is None else dataclasses.replace(cfg.simulator, n_types=args.types)
+    try:
+        slots = slots_for(range(world.n_types), catalog_families(world), cfg.features.hint_slots)
+    except ValueError as err:
+        raise HintrlError(str(err)) from None
+    spec = build_spec(slots, cfg.features.ctr_prior_clicks, cfg.features.ctr_prior_non_clicks)
     stored = [{"name": f.name, "dtype": f.dtype, "table": f.source, "sql": f.sql_file, "meaning": f.meaning}
-              for f in table_features(types)]
+              for f in table_features(slots)]
     if not args.json:
-        print(f"Feature spec {spec.version}: state vector of {spec.state_dim} floats for {len(types)} hint types")
+        print(f"Feature spec {spec.version}: state vector of {spec.state_dim} floats for {slots.n_types} hint types, "
+              f"counted per {slots.per}")
         for row in spec.describe():
             print(f"  [{row['index']:>2}] {row['name']:<24} {row['source']:<8} {row['meaning']}")
         print("Stored feature columns:")
@@ -237,12 +246,13 @@ def cmd_ground_truth(cfg: HintrlConfig, args: argparse.Namespace) -> dict[str, A
     from feature_store.registry import build_spec
     from simulator.ground_truth import rollout
     from simulator.logging_policy import ServedPolicy
+    from simulator.world import world_slots
 
     if args.days < 1:
         raise HintrlError("--days must be >= 1")
     if bool(args.model_uri) == bool(args.policy):
         raise HintrlError("give exactly one of --model-uri and --policy")
-    spec = build_spec(list(range(cfg.simulator.n_types)), cfg.features.ctr_prior_clicks, cfg.features.ctr_prior_non_clicks)
+    spec = build_spec(world_slots(cfg.simulator), cfg.features.ctr_prior_clicks, cfg.features.ctr_prior_non_clicks)
     policies: list[Any] = []
     if args.model_uri:
         policy, meta = load_registered_policy(cfg, args.model_uri)
@@ -323,6 +333,9 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--master", help="Spark master URL (default local[*])")
         if name in ("simulate", "ground-truth"):
             p.add_argument("--days", type=int, default=7, help="number of days to simulate (default 7)")
+        if name in ("simulate", "ground-truth", "features"):
+            p.add_argument("--action-space", choices=list(ACTION_SPACES),
+                           help="simulated world: small (8 hint types) or large (20,000 hint ids in 16 families)")
         if name == "ground-truth":
             p.add_argument("--model-uri", help="a registered hintrl model, e.g. models:/hintrl_hint_policy@champion")
             p.add_argument("--policy", choices=["baseline", "uniform", "oracle"], help="or a built-in policy")

@@ -15,21 +15,47 @@ from typing import Any
 
 @dataclass(frozen=True)
 class SimulatorConfig:
-    """The synthetic world of `simulator/` (issue 2's first version)."""
+    """The synthetic world of `simulator/` (see simulator/README.md)."""
 
     seed: int = 7
     n_users: int = 3000
     n_queries: int = 300
     n_items: int = 2000
+    # `small`: a handful of hint types, features per type. `large`: many hint ids in families,
+    # features per family (`SimulatorConfig.preset("large")` gives the seed's 20,000 ids).
+    action_space: str = "small"
     n_types: int = 8
     n_families: int = 4
     daily_active_share: float = 0.35
     max_pages: int = 5
     min_candidates: int = 5
+    # 0: up to every hint type.
+    max_candidates: int = 0
     explore_share: float = 0.15
     # Share of users served by a given policy object (the `policy` bucket; 0 when none is given).
     policy_share: float = 0.0
     baseline_epsilon: float = 0.2
+
+    def __post_init__(self) -> None:
+        if self.action_space not in ACTION_SPACES:
+            raise ValueError(f"simulator.action_space must be one of {', '.join(ACTION_SPACES)}, got {self.action_space!r}")
+
+    @property
+    def candidates_high(self) -> int:
+        return self.max_candidates or self.n_types
+
+    @staticmethod
+    def preset(action_space: str) -> dict[str, Any]:
+        """Settings (dotted names) of an action-space preset."""
+        if action_space not in ACTION_SPACES:
+            raise ValueError(f"unknown action space {action_space!r}: choose from {', '.join(ACTION_SPACES)}")
+        return {f"simulator.{k}": v for k, v in ACTION_SPACES[action_space].items()}
+
+
+ACTION_SPACES: dict[str, dict[str, Any]] = {
+    "small": {"action_space": "small", "n_types": 8, "n_families": 4, "min_candidates": 5, "max_candidates": 0},
+    "large": {"action_space": "large", "n_types": 20_000, "n_families": 16, "min_candidates": 20, "max_candidates": 200},
+}
 
 
 @dataclass(frozen=True)
@@ -45,6 +71,8 @@ class FeatureConfig:
     # Days of search_pv read before an event day so that the last-100-PV window crosses midnight.
     realtime_lookback_days: int = 7
     realtime_window_pvs: int = 100
+    # Per-hint counts per "type", per "family", or "auto": per type for small catalogs (<= 64 types).
+    hint_slots: str = "auto"
     # Beta prior of the smoothed CTRs: (clicks + a) / (shows + a + b).
     ctr_prior_clicks: float = 1.0
     ctr_prior_non_clicks: float = 9.0

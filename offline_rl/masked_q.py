@@ -13,13 +13,12 @@ from __future__ import annotations
 import dataclasses
 
 import torch
-from torch import nn
-
 from d3rlpy.models.encoders import EncoderFactory, register_encoder_factory
 from d3rlpy.models.q_functions import QFunctionFactory, register_q_func_factory
 from d3rlpy.models.torch import DiscreteMeanQFunctionForwarder, Encoder
 from d3rlpy.models.torch.q_functions.base import DiscreteQFunction, QFunctionOutput
 from d3rlpy.types import Shape
+from torch import nn
 
 INVALID_Q = -1.0e9
 

@@ -26,15 +26,26 @@ def staging(cfg: HintrlConfig, ds: str) -> Path:
     return Path(cfg.staging_dir) / f"ds={ds}"
 
 
+MAX_MASKED_ACTIONS = 512
+
+
 def _n_actions(cfg: HintrlConfig) -> int:
     import pyarrow.parquet as pq
 
     from hintrl.errors import DataContractError
 
     try:
-        return pq.read_table(Lake(cfg.lake_uri).raw("hint_catalog"), columns=["hint_type"]).num_rows
+        n_actions = pq.read_table(Lake(cfg.lake_uri).raw("hint_catalog"), columns=["hint_type"]).num_rows
     except (FileNotFoundError, OSError) as err:
         raise DataContractError(f"cannot read the hint catalog under {cfg.lake_uri}: {err}") from None
+    if n_actions > MAX_MASKED_ACTIONS:
+        # The masked Q-network carries a dense candidate mask per observation; that does not scale
+        # to thousands of hint ids, which need the action-embedding Q-function of issue #5.
+        raise DataContractError(
+            f"the hint catalog has {n_actions} hint types; the masked Q-network handles at most "
+            f"{MAX_MASKED_ACTIONS} (large action spaces need the action-embedding Q-function, not built yet)"
+        )
+    return n_actions
 
 
 def train_stage(cfg: HintrlConfig, ds: str, algo: str, progress: Progress = print) -> dict[str, Any]:

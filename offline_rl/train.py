@@ -43,7 +43,10 @@ class TrainedPolicy:
 def _algo_config(name: str, cfg: TrainConfig, state_dim: int):  # type: ignore[no-untyped-def]
     import d3rlpy
 
-    from offline_rl.masked_q import MaskedMeanQFunctionFactory, MaskedStateEncoderFactory
+    from offline_rl.masked_q import (
+        MaskedMeanQFunctionFactory,
+        MaskedStateEncoderFactory,
+    )
 
     common = dict(
         learning_rate=cfg.learning_rate,

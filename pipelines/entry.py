@@ -13,7 +13,6 @@ from hintrl.dates import parse_ds
 from hintrl.errors import HintrlError
 
 
-
 def run_job(job: str, argv: list[str] | None = None) -> None:
     from pipelines.spark import get_spark
     from pipelines.stages import features_stage, ingest_stage, mdp_stage

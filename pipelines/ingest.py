@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from feature_store.registry import HintSlots, slots_for
 from hintrl.config import FeatureConfig
 from hintrl.contracts import RAW_CONTRACT, required_columns
 from hintrl.errors import DataContractError
@@ -53,10 +54,24 @@ def require_raw(spark: SparkSession, lake: Lake, table: str, ds: str) -> DataFra
 
 
 def read_catalog(spark: SparkSession, lake: Lake) -> list[int]:
+    return sorted(_catalog(spark, lake))
+
+
+def _catalog(spark: SparkSession, lake: Lake) -> dict[int, str]:
     uri = lake.raw("hint_catalog")
     if not partition_exists(spark, uri):
         raise DataContractError(f"missing hint catalog (looked for {uri}/_SUCCESS)")
-    return sorted(int(r.hint_type) for r in spark.read.parquet(uri).select("hint_type").collect())
+    return {int(r.hint_type): r.family for r in spark.read.parquet(uri).select("hint_type", "family").collect()}
+
+
+def read_slots(spark: SparkSession, lake: Lake, per: str = "auto") -> HintSlots:
+    """The feature slots (per type or per family) of the lake's hint catalog."""
+    catalog = _catalog(spark, lake)
+    types = sorted(catalog)
+    try:
+        return slots_for(types, [catalog[k] for k in types], per)
+    except ValueError as err:
+        raise DataContractError(f"hint catalog: {err}") from None
 
 
 def _typed(raw: DataFrame, table: str) -> tuple[DataFrame, list[str]]:

@@ -11,14 +11,21 @@ from __future__ import annotations
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from feature_store.registry import HintSlots
 from hintrl.config import FeatureConfig
 from hintrl.dates import shift
 from hintrl.errors import DataContractError
 from hintrl.lake import Lake
-from pipelines.spark import list_partitions, load_sql, partition_exists, write_partition
+from pipelines.spark import (
+    list_partitions,
+    load_sql,
+    partition_exists,
+    with_hint_slot,
+    write_partition,
+)
 
 
-def build_pv_rt(spark: SparkSession, lake: Lake, ds: str, hint_types: list[int], cfg: FeatureConfig) -> DataFrame:
+def build_pv_rt(spark: SparkSession, lake: Lake, ds: str, slots: HintSlots, cfg: FeatureConfig) -> DataFrame:
     first = shift(ds, -cfg.realtime_lookback_days)
     days = [d for d in list_partitions(spark, lake.validated_table("search_pv")) if first <= d <= ds]
     if ds not in days:
@@ -27,18 +34,18 @@ def build_pv_rt(spark: SparkSession, lake: Lake, ds: str, hint_types: list[int],
     lookback = frames[0]
     for frame in frames[1:]:
         lookback = lookback.unionByName(frame)
-    lookback.createOrReplaceTempView("pv_lookback")
+    with_hint_slot(spark, lookback, slots).createOrReplaceTempView("pv_lookback")
     window = (
         f"OVER (PARTITION BY user_id ORDER BY ts, event_id "
         f"ROWS BETWEEN {cfg.realtime_window_pvs} PRECEDING AND 1 PRECEDING)"
     )
-    per_type = ",\n    ".join(
-        f"CAST(COALESCE(SUM(CASE WHEN hint_clicked AND hint_type = {k} THEN 1 ELSE 0 END) {window}, 0) AS INT)"
-        f" AS clicks_last100_t{k},\n    "
-        f"CAST(COALESCE(SUM(CASE WHEN hint_type = {k} THEN 1 ELSE 0 END) {window}, 0) AS INT) AS shows_last100_t{k}"
-        for k in hint_types
+    per_slot = ",\n    ".join(
+        f"CAST(COALESCE(SUM(CASE WHEN hint_clicked AND hint_slot = {s} THEN 1 ELSE 0 END) {window}, 0) AS INT)"
+        f" AS clicks_last100_{x},\n    "
+        f"CAST(COALESCE(SUM(CASE WHEN hint_slot = {s} THEN 1 ELSE 0 END) {window}, 0) AS INT) AS shows_last100_{x}"
+        for s, x in enumerate(slots.suffixes)
     )
-    windows = spark.sql(load_sql("pv_rt.sql", ds=ds, per_type_clicks=per_type))
+    windows = spark.sql(load_sql("pv_rt.sql", ds=ds, per_slot_counts=per_slot))
     return windows.join(_last5_actions(spark, lake, ds, days), "event_id", "left")
 
 
@@ -60,8 +67,8 @@ def _last5_actions(spark: SparkSession, lake: Lake, ds: str, days: list[str]) ->
     return spark.sql(load_sql("pv_last5_actions.sql"))
 
 
-def run(spark: SparkSession, lake: Lake, ds: str, hint_types: list[int], cfg: FeatureConfig) -> int:
-    return write_partition(build_pv_rt(spark, lake, ds, hint_types, cfg), lake.features("pv_rt", ds))
+def run(spark: SparkSession, lake: Lake, ds: str, slots: HintSlots, cfg: FeatureConfig) -> int:
+    return write_partition(build_pv_rt(spark, lake, ds, slots, cfg), lake.features("pv_rt", ds))
 
 
 if __name__ == "__main__":

@@ -6,7 +6,9 @@ import uuid
 from pathlib import Path
 
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 
+from feature_store.registry import HintSlots
 from hintrl.config import SparkConfig
 
 SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
@@ -87,3 +89,13 @@ def write_partition(df: DataFrame, uri: str) -> int:
 
 def read_partition(spark: SparkSession, uri: str) -> DataFrame:
     return spark.read.parquet(uri)
+
+
+def with_hint_slot(spark: SparkSession, pv: DataFrame, slots: HintSlots) -> DataFrame:
+    """`pv` with `hint_slot`: the feature slot of its hint_type (null without a hint)."""
+    if slots.per == "type":
+        return pv.withColumn("hint_slot", F.col("hint_type"))
+    slot_map = spark.createDataFrame(
+        [(k, s) for k, s in enumerate(slots.slot_of_type)], "hint_type int, hint_slot int"
+    )
+    return pv.join(F.broadcast(slot_map), "hint_type", "left")

@@ -49,14 +49,14 @@ def ingest_stage(spark: SparkSession, cfg: HintrlConfig, ds: str, since: str | N
 
 
 def _catalog_spec(spark: SparkSession, cfg: HintrlConfig, lake: Lake):
-    types = ingest.read_catalog(spark, lake)
-    return types, build_spec(types, cfg.features.ctr_prior_clicks, cfg.features.ctr_prior_non_clicks)
+    slots = ingest.read_slots(spark, lake, cfg.features.hint_slots)
+    return slots, build_spec(slots, cfg.features.ctr_prior_clicks, cfg.features.ctr_prior_non_clicks)
 
 
 def features_stage(spark: SparkSession, cfg: HintrlConfig, ds: str, since: str | None = None, progress: Progress = print,
                    force: bool = False, jobs: tuple[str, ...] = ("long_term", "realtime")) -> dict[str, Any]:
     lake = Lake(cfg.lake_uri)
-    types, spec = _catalog_spec(spark, cfg, lake)
+    slots, spec = _catalog_spec(spark, cfg, lake)
     report: dict[str, Any] = {"days": {}, "feature_spec_version": spec.version}
     for day in _days(ds, since):
         if not partition_exists(spark, lake.validated("search_pv", day)):
@@ -68,9 +68,9 @@ def features_stage(spark: SparkSession, cfg: HintrlConfig, ds: str, since: str |
         if "long_term" in jobs and (
             fresh or not all(partition_exists(spark, lake.features(e.table, day)) for e in long_term.ENTITIES)
         ):
-            entry.update(long_term.run(spark, lake, day, types))
+            entry.update(long_term.run(spark, lake, day, slots))
         if "realtime" in jobs and (fresh or not partition_exists(spark, lake.features("pv_rt", day))):
-            entry["pv_rt_rows"] = realtime.run(spark, lake, day, types, cfg.features)
+            entry["pv_rt_rows"] = realtime.run(spark, lake, day, slots, cfg.features)
         if entry:
             report["days"][day] = entry
             progress(f"features {day}: " + ", ".join(f"{k} {v}" for k, v in entry.items()))

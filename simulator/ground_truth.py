@@ -20,7 +20,7 @@ from hintrl.config import RewardConfig, SimulatorConfig
 from hintrl.dates import shift
 from hintrl.rewards import PRESETS, reward
 from simulator.logging_policy import SimPolicy
-from simulator.logs import Simulator
+from simulator.logs import BUCKETS, Simulator
 from simulator.world import World
 
 Z95 = 1.959963984540054
@@ -68,7 +68,7 @@ def step_components(pv: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, np.ndarra
     """Page views that showed a hint, sorted by episode and page, with the reward components of
     hintrl.rewards (the same definitions as the transitions job)."""
     steps = pv[pv["hint_type"].notna()].copy()
-    steps["episode"] = steps["session_id"] + "|" + steps["query_id"]
+    steps["episode"] = steps.groupby(["session_id", "query_id"], sort=False).ngroup()
     steps = steps.sort_values(["episode", "page", "ts", "event_id"]).reset_index(drop=True)
     terminal = (steps["episode"] != steps["episode"].shift(-1)).to_numpy()
     purchased = steps["purchased"].to_numpy(dtype=np.float64)
@@ -129,6 +129,6 @@ def rollout(
             raise ValueError(f"unknown built-in policy {policy!r}: choose from {', '.join(builtin)}")
         policy = builtin[policy]
     sim.policies["policy"] = policy
-    sim.user_bucket[:] = "policy"
-    frames = [sim.simulate_day(shift(first_ds, i), i).search_pv.to_pandas() for i in range(days)]
+    sim.user_bucket[:] = BUCKETS.index("policy")
+    frames = [sim.simulate_day(shift(first_ds, i), i).frame() for i in range(days)]
     return measure(pd.concat(frames, ignore_index=True), policy.name, reward_cfg)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import Callable
+from typing import Callable, Iterable
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -14,17 +14,28 @@ from hintrl.lake import Lake, filesystem
 from simulator.logs import DayLogs
 
 
-def write_partition(table: pa.Table, uri: str) -> None:
-    """Replace the folder `uri` with one holding `table`, never showing a half-written partition."""
+def write_partition(table: pa.Table | Iterable[pa.Table], uri: str) -> int:
+    """Replace the folder `uri` with one holding `table` (or the chunks of one table, written as they
+    come, so the whole never sits in memory), never showing a half-written partition. Returns rows."""
     fs, path = filesystem(uri)
     tmp = f"{path.rstrip('/')}.__tmp_{uuid.uuid4().hex}"
     fs.create_dir(tmp, recursive=True)
-    pq.write_table(table, f"{tmp}/part-00000.parquet", filesystem=fs)
+    chunks = [table] if isinstance(table, pa.Table) else table
+    rows = 0
+    writer: pq.ParquetWriter | None = None
+    for chunk in chunks:
+        if writer is None:
+            writer = pq.ParquetWriter(f"{tmp}/part-00000.parquet", chunk.schema, filesystem=fs)
+        writer.write_table(chunk)
+        rows += chunk.num_rows
+    if writer is not None:
+        writer.close()
     with fs.open_output_stream(f"{tmp}/_SUCCESS") as marker:
         marker.write(b"")
     if fs.get_file_info(path).type != pafs.FileType.NotFound:
         fs.delete_dir(path)
     fs.move(tmp, path)
+    return rows
 
 
 class LakeWriter:
@@ -40,11 +51,10 @@ class LakeWriter:
             write_partition(table, self.lake.raw(name))
             self._count(name, table.num_rows)
 
-    def write_day(self, day: DayLogs) -> None:
-        for name in ("search_pv", "user_action", "user_profile"):
-            table = getattr(day, name)
-            write_partition(table, self.lake.raw(name, day.ds))
-            self._count(name, table.num_rows)
+    def write_day(self, day: DayLogs, profiles: pa.Table) -> None:
+        for name in ("search_pv", "user_action"):
+            self._count(name, write_partition(day.batches(name), self.lake.raw(name, day.ds)))
+        self._count("user_profile", write_partition(profiles, self.lake.raw("user_profile", day.ds)))
 
 
 def simulate_to_lake(cfg: SimulatorConfig, lake: Lake, first_ds: str, n_days: int, progress: Callable[[str], None] = print) -> dict[str, int]:
@@ -57,6 +67,6 @@ def simulate_to_lake(cfg: SimulatorConfig, lake: Lake, first_ds: str, n_days: in
     writer.write_static(sim.static_tables())
     for i in range(n_days):
         day = sim.simulate_day(shift(first_ds, i), i)
-        writer.write_day(day)
-        progress(f"simulate {day.ds}: {day.search_pv.num_rows} page views, {day.user_action.num_rows} user actions")
+        writer.write_day(day, sim.profile_table())
+        progress(f"simulate {day.ds}: {day.n_page_views} page views, {len(day.actions['user'])} user actions")
     return writer.rows_written

@@ -56,6 +56,11 @@ def test_features_describe_prints_the_registry(tmp_path):
     code, out, _ = hintrl("features", "describe", home=tmp_path)
     assert code == 0
     assert "clicks_last100_t7" in out and "recent_clicks_t0" in out and "Feature spec v1-" in out
+    code, out, _ = hintrl("features", "describe", "--action-space", "large", home=tmp_path)
+    assert code == 0 and "20000 hint types, counted per family" in out
+    assert "clicks_last100_fbrand" in out and "clicks_last100_t7" not in out
+    code, _, err = hintrl("features", "describe", "--set", "features.hint_slots=brand", home=tmp_path)
+    assert code == 1 and err.startswith("error: features are counted per auto or type or family")
 
 
 def test_ground_truth_of_a_builtin_policy(tmp_path):
@@ -117,3 +122,11 @@ def test_ope_cli_refuses_bad_input_in_one_line(tmp_path, columns, message):
     assert code == 1 and err.startswith(message) and len(err.splitlines()) == 1
     if columns.get("target_prob", 0) is None:
         assert "lacks column(s): target_prob" in err
+
+
+def test_large_action_space_logs_and_a_clear_refusal_to_train_the_masked_network(tmp_path):
+    small = ["--set", "simulator.n_users=200", "--set", "simulator.n_queries=30"]
+    code, out, err = hintrl("simulate", "--ds", "2026-11-01", "--days", "1", "--action-space", "large", *small, home=tmp_path)
+    assert code == 0, err
+    code, _, err = hintrl("train", "--ds", "2026-11-08", "--algo", "dqn", home=tmp_path)
+    assert code == 1 and "20000 hint types" in err and "action-embedding" in err

@@ -1,7 +1,6 @@
 """docker/ is checked by reading, not running (no Docker engine here): structure and pins."""
 
 import yaml
-
 from conftest import REPO
 
 

@@ -2,15 +2,16 @@
 
 import numpy as np
 import pytest
+from tinylake import write_catalog, write_validated_days
 
-from feature_store.registry import build_spec
+from feature_store.registry import HintSlots, build_spec
 from hintrl.config import FeatureConfig, RewardConfig
 from hintrl.lake import Lake
 from pipelines import long_term, mdp, realtime
-from tinylake import write_catalog, write_validated_days
 
 pytestmark = pytest.mark.spark
 TYPES = [0, 1, 2, 3]
+SLOTS = HintSlots.by_type(4)
 D1, D2, D3 = "2026-11-01", "2026-11-02", "2026-11-03"
 
 
@@ -27,7 +28,7 @@ def rows_by(df, key):
 
 
 def test_realtime_windows_cross_midnight_order_ties_and_start_empty(spark, lake):
-    rt = rows_by(realtime.build_pv_rt(spark, lake, D2, TYPES, FeatureConfig()), "event_id")
+    rt = rows_by(realtime.build_pv_rt(spark, lake, D2, SLOTS, FeatureConfig()), "event_id")
     assert set(rt) == {"e3", "e4", "e5", "e6", "e7"}  # only day D2's page views
     clicks = {e: [rt[e][f"clicks_last100_t{k}"] for k in TYPES] for e in rt}
     assert clicks["e3"] == [1, 0, 0, 0]  # e1 on the day before
@@ -40,7 +41,7 @@ def test_realtime_windows_cross_midnight_order_ties_and_start_empty(spark, lake)
 
 
 def test_last5_actions_and_clicked_items(spark, lake):
-    rt = rows_by(realtime.build_pv_rt(spark, lake, D2, TYPES, FeatureConfig()), "event_id")
+    rt = rows_by(realtime.build_pv_rt(spark, lake, D2, SLOTS, FeatureConfig()), "event_id")
     # e3 and e4 (00:00:10): a1 and a2 of the day before; a3 has the same ts, so it is not before them.
     for e in ("e3", "e4"):
         assert rt[e]["last5_action_types"] == ["browse", "click"]
@@ -54,12 +55,12 @@ def test_last5_actions_and_clicked_items(spark, lake):
 
 
 def test_window_length_is_the_configured_number_of_page_views(spark, lake):
-    rt = rows_by(realtime.build_pv_rt(spark, lake, D2, TYPES, FeatureConfig(realtime_window_pvs=1)), "event_id")
+    rt = rows_by(realtime.build_pv_rt(spark, lake, D2, SLOTS, FeatureConfig(realtime_window_pvs=1)), "event_id")
     assert rt["e4"]["clicks_last100_t0"] == 1  # only e3
 
 
 def test_long_term_as_of_ds_uses_only_earlier_days(spark, lake):
-    lt = rows_by(long_term.build_user_lt(spark, lake, D2, TYPES), "user_id")
+    lt = rows_by(long_term.build_user_lt(spark, lake, D2, SLOTS), "user_id")
     u1 = lt["u1"]
     assert (u1["gender"], u1["age"], u1["purchase_power"]) == ("F", 30, 4)
     assert (u1["page_views"], u1["hint_shows"], u1["hint_clicks"]) == (2, 2, 1)
@@ -68,7 +69,7 @@ def test_long_term_as_of_ds_uses_only_earlier_days(spark, lake):
 
 
 def test_query_long_term_counts(spark, lake):
-    q = rows_by(long_term.build_query_lt(spark, lake, D3, TYPES), "query_id")
+    q = rows_by(long_term.build_query_lt(spark, lake, D3, SLOTS), "query_id")
     # q1: e1 (type 0, click), e2 (type 1) on D1, e5 (type 1) on D2; q2: e3, e4; q3: e6, e7
     assert (q["q1"]["query_page_views"], q["q1"]["query_hint_shows"], q["q1"]["query_hint_clicks"]) == (3, 3, 1)
     assert (q["q1"]["query_shows_t1"], q["q1"]["query_clicks_t0"]) == (2, 1)
@@ -78,24 +79,24 @@ def test_query_long_term_counts(spark, lake):
 def test_incremental_long_term_equals_full_recompute(spark, lake):
     import shutil
 
-    long_term.run(spark, lake, D2, TYPES)  # snapshots for D2 exist -> D3 is built incrementally
+    long_term.run(spark, lake, D2, SLOTS)  # snapshots for D2 exist -> D3 is built incrementally
     builders = {"user_lt": long_term.build_user_lt, "query_lt": long_term.build_query_lt}
     incremental = {}
     for table, build in builders.items():
-        df = build(spark, lake, D3, TYPES)
+        df = build(spark, lake, D3, SLOTS)
         incremental[table] = (sorted(df.columns), sorted(map(tuple, df.select(sorted(df.columns)).collect())))
-    u1 = rows_by(long_term.build_user_lt(spark, lake, D3, TYPES), "user_id")["u1"]
+    u1 = rows_by(long_term.build_user_lt(spark, lake, D3, SLOTS), "user_id")["u1"]
     assert len(incremental["user_lt"][1]) == 2 and len(incremental["query_lt"][1]) == 3
     for table, build in builders.items():
         shutil.rmtree(lake.features(table, D2))  # no snapshot: D3 becomes a full recompute
         key, rows = incremental[table]
-        assert rows == sorted(map(tuple, build(spark, lake, D3, TYPES).select(key).collect())), table
+        assert rows == sorted(map(tuple, build(spark, lake, D3, SLOTS).select(key).collect())), table
     assert (u1["hint_shows"], u1["hint_clicks"], u1["shows_t0"], u1["clicks_t0"], u1["clicks_t2"]) == (4, 3, 2, 2, 1)
 
 
 def test_transitions_follow_the_contract(spark, lake):
-    long_term.run(spark, lake, D2, TYPES)
-    realtime.run(spark, lake, D2, TYPES, FeatureConfig())
+    long_term.run(spark, lake, D2, SLOTS)
+    realtime.run(spark, lake, D2, SLOTS, FeatureConfig())
     spec = build_spec(TYPES)
     result = mdp.run(spark, lake, D2, spec, RewardConfig(preset="ctr", page_decay=0.9))
     assert (result.page_views, result.transitions, result.episodes, result.quarantined_episodes) == (5, 3, 2, 1)
@@ -125,3 +126,16 @@ def test_transitions_follow_the_contract(spark, lake):
     quarantined = spark.read.parquet(lake.quarantine("transitions", D2)).collect()
     assert {r.event_id for r in quarantined} == {"e6", "e7"}
     assert {r.reject_reason for r in quarantined} == {"hint_repeated_in_episode"}
+
+
+def test_large_action_space_counts_per_family_of_the_catalog(spark, lake):
+    from pipelines.ingest import read_slots
+
+    slots = read_slots(spark, lake, "family")  # tinylake: types 0, 1 in family f0; 2, 3 in f1
+    assert slots.suffixes == ("ff0", "ff1") and slots.slot_of_type == (0, 0, 1, 1)
+    rt = rows_by(realtime.build_pv_rt(spark, lake, D2, slots, FeatureConfig()), "event_id")
+    assert (rt["e4"]["clicks_last100_ff0"], rt["e4"]["shows_last100_ff0"], rt["e4"]["shows_last100_ff1"]) == (2, 3, 0)
+    assert "clicks_last100_t0" not in rt["e4"]
+    u1 = rows_by(long_term.build_user_lt(spark, lake, D2, slots), "user_id")["u1"]
+    assert (u1["shows_ff0"], u1["clicks_ff0"], u1["shows_ff1"], u1["hint_shows"]) == (2, 1, 0, 2)
+    assert read_slots(spark, lake, "auto").per == "type"  # 4 types: per type

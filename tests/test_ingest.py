@@ -1,12 +1,12 @@
 import pyarrow as pa
 import pytest
+from tinylake import profile_rows, pv_row, table, ts, write_catalog
 
 from hintrl.config import FeatureConfig
 from hintrl.errors import DataContractError
 from hintrl.lake import Lake
 from pipelines import ingest
 from simulator.writer import write_partition
-from tinylake import profile_rows, pv_row, table, ts, write_catalog
 
 pytestmark = pytest.mark.spark
 DAY = "2026-11-02"

@@ -4,7 +4,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from feature_store.online import OnlineFeatureComputer, Profile
+from feature_store.online import (
+    ACTION_CODES,
+    UNKNOWN_ITEM,
+    Items,
+    OnlineFeatures,
+    Profiles,
+)
 from hintrl.config import HintrlConfig, SimulatorConfig
 from hintrl.lake import Lake
 from pipelines.stages import features_stage, ingest_stage, mdp_stage
@@ -37,19 +43,29 @@ def test_online_states_equal_spark_states(spark, tmp_path):
     from feature_store.registry import build_spec
 
     spec = build_spec(list(range(world.n_types)))
-    online = OnlineFeatureComputer(
-        world.n_types,
-        profiles={r.user_id: Profile(r.gender, r.age, r.purchase_power) for r in profiles.itertuples()},
-        items={r.item_id: (r.price, r.category_id, r.conversion_rate) for r in items.itertuples()},
+    users = {u: i for i, u in enumerate(sorted(set(events.user_id) | set(profiles.user_id)))}
+    queries = {q: i for i, q in enumerate(sorted(set(pvs.query_id)))}
+    item_index = {it: i for i, it in enumerate(items.item_id)}
+    episodes: dict[tuple[str, str], int] = {}
+    profile = profiles.assign(u=profiles.user_id.map(users)).sort_values("u")
+    assert list(profile.u) == list(range(len(users)))  # every user has a profile in the simulated world
+    online = OnlineFeatures(
+        spec.slots, len(users), len(queries),
+        profiles=Profiles(profile.gender.to_numpy(), profile.age.to_numpy(float), profile.purchase_power.to_numpy(float)),
+        items=Items(items.price.to_numpy(), items.category_id.to_numpy(float), items.conversion_rate.to_numpy()),
     )
+    one = np.zeros(1, dtype=np.int64)
     compared = 0
     for e in events.itertuples():
+        u = one + users[e.user_id]
         if e.is_action:
-            online.observe_action(e.user_id, e.action_type, e.item_id)
+            online.observe_actions(u, np.array([ACTION_CODES[e.action_type]]), np.array([item_index.get(e.item_id, UNKNOWN_ITEM)]))
             continue
-        day = e.ts.strftime("%Y-%m-%d")
-        online.start_day(day)
-        cols = online.columns(e.user_id, e.session_id, e.query_id, e.page)
+        online.start_day(e.ts.strftime("%Y-%m-%d"))
+        q = one + queries[e.query_id]
+        ep = one + episodes.setdefault((e.session_id, e.query_id), len(episodes))
+        batch = online.columns(u, q, ep, one + e.page)
+        cols = OnlineFeatures.row(batch, 0)
         if e.event_id in rt:
             spark_rt = rt[e.event_id]
             for k in range(world.n_types):
@@ -59,16 +75,16 @@ def test_online_states_equal_spark_states(spark, tmp_path):
                 assert cols[column] == list(spark_rt[column]), (e.event_id, column)
             for column in ("last5_click_item_price", "last5_click_item_conversion_rate"):
                 np.testing.assert_allclose(cols[column], list(spark_rt[column]), rtol=0, atol=1e-12)
-        if e.event_id in rt:  # long-term columns of day 3 as Spark stored them
+            # long-term columns of day 3 as Spark stored them
             stored = {**user_lt.get(e.user_id, {}), **query_lt.get(e.query_id, {})}
             for column, value in stored.items():
-                if column not in ("user_id", "query_id", "gender", "age", "purchase_power"):
+                if column not in ("user_id", "query_id"):
                     assert cols[column] == value, (e.event_id, column)
         if e.event_id in spark_states:
             expected, version = spark_states[e.event_id]
             assert version == spec.version
-            np.testing.assert_allclose(spec.state_vector(cols), expected, atol=1e-6, err_msg=e.event_id)
+            np.testing.assert_allclose(spec.state_matrix(batch)[0], expected, atol=1e-6, err_msg=e.event_id)
             compared += 1
-        hint = None if np.isnan(e.hint_type) else int(e.hint_type)
-        online.observe(e.user_id, e.session_id, e.query_id, hint, bool(e.hint_clicked))
+        hint = -1 if np.isnan(e.hint_type) else int(e.hint_type)
+        online.observe(u, q, ep, np.array([hint]), np.array([bool(e.hint_clicked)]))
     assert compared == len(spark_states) > 500

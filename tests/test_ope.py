@@ -4,13 +4,13 @@ import numpy as np
 import pytest
 
 from offline_rl.ope import (
-    DoublyRobust,
-    WeightedDoublyRobust,
     BehaviorValue,
+    DoublyRobust,
     Episodes,
     OPEInputError,
     PerDecisionIS,
     TrajectoryIS,
+    WeightedDoublyRobust,
     WeightedIS,
     WeightedPerDecisionIS,
 )

@@ -54,7 +54,10 @@ def _tiny_dataset(rng):
 def trained():
     import d3rlpy
 
-    from offline_rl.masked_q import MaskedMeanQFunctionFactory, MaskedStateEncoderFactory
+    from offline_rl.masked_q import (
+        MaskedMeanQFunctionFactory,
+        MaskedStateEncoderFactory,
+    )
 
     d3rlpy.seed(0)
     dataset, obs = _tiny_dataset(np.random.default_rng(0))
