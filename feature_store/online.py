@@ -30,6 +30,7 @@ import numpy as np
 
 from feature_store.registry import HintSlots
 from hintrl.contracts import ACTION_TYPES
+from hintrl.dates import shift
 
 ACTION_CODES = {name: code for code, name in enumerate(ACTION_TYPES)}
 _ACTION_NAMES = np.array(list(ACTION_TYPES) + [""])  # code -1 (no action) reads as ""
@@ -69,8 +70,15 @@ class OnlineFeatures:
         max_shown: int = 20,
         profiles: Profiles | None = None,
         items: Items | None = None,
+        query_category: np.ndarray | None = None,
+        windows: tuple[int, ...] = (),
     ):
         self.slots = slots
+        # Recent-window counts (`_7d`, `_30d`) keep every past day's counts, so they are computed
+        # only when asked for; the state vector does not use them.
+        self.windows = tuple(windows)
+        self.query_category = (np.full(n_queries, np.nan) if query_category is None
+                               else np.asarray(query_category, dtype=np.float64))
         self.slot_of_type = np.asarray(slots.slot_of_type, dtype=np.int64)
         self.n_slots = slots.n_slots
         self.window_pvs = window_pvs
@@ -84,6 +92,7 @@ class OnlineFeatures:
         self._query_before = np.zeros((n_queries, 1 + 2 * s), dtype=np.int32)
         self._query_today = np.zeros_like(self._query_before)
         self._day: str | None = None
+        self._past_days: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # day -> (user, query) counts of that day
         # The user's previous `window_pvs` page views as a ring: 0 = no hint, slot + 1 = shown,
         # -(slot + 1) = shown and clicked; the per-slot counts over it run as page views enter and leave.
         ring_dtype = np.int8 if s < 127 else np.int16 if s < 32767 else np.int32
@@ -104,6 +113,8 @@ class OnlineFeatures:
         if self._day is not None and ds < self._day:
             raise ValueError(f"events must arrive in time order: day {ds} after {self._day}")
         if ds != self._day:
+            if self.windows and self._day is not None:
+                self._past_days[self._day] = (self._user_today.copy(), self._query_today.copy())
             self._user_before += self._user_today
             self._user_today[:] = 0
             self._query_before += self._query_today
@@ -119,16 +130,29 @@ class OnlineFeatures:
         same = self._episode[users] == episodes
         return np.where(same[:, None], self._shown[users], -1)
 
-    def _long_term(self, counts: np.ndarray, prefix: str) -> dict[str, np.ndarray]:
+    def _count_columns(self, counts: np.ndarray, prefix: str, suffix: str = "") -> dict[str, np.ndarray]:
         s = self.n_slots
         cols = {
-            f"{prefix}page_views": counts[:, 0].astype(np.int64),
-            f"{prefix}hint_shows": counts[:, 1:1 + s].sum(axis=1, dtype=np.int64),
-            f"{prefix}hint_clicks": counts[:, 1 + s:].sum(axis=1, dtype=np.int64),
+            f"{prefix}page_views{suffix}": counts[:, 0].astype(np.int64),
+            f"{prefix}hint_shows{suffix}": counts[:, 1:1 + s].sum(axis=1, dtype=np.int64),
+            f"{prefix}hint_clicks{suffix}": counts[:, 1 + s:].sum(axis=1, dtype=np.int64),
         }
         for i, x in enumerate(self.slots.suffixes):
-            cols[f"{prefix}shows_{x}"] = counts[:, 1 + i].astype(np.int64)
-            cols[f"{prefix}clicks_{x}"] = counts[:, 1 + s + i].astype(np.int64)
+            cols[f"{prefix}shows_{x}{suffix}"] = counts[:, 1 + i].astype(np.int64)
+            cols[f"{prefix}clicks_{x}{suffix}"] = counts[:, 1 + s + i].astype(np.int64)
+        return cols
+
+    def _long_term(self, which: int, index: np.ndarray, prefix: str) -> dict[str, np.ndarray]:
+        before = (self._user_before, self._query_before)[which]
+        cols = self._count_columns(before[index], prefix)
+        for w in self.windows:
+            assert self._day is not None, "start_day() first"
+            first = shift(self._day, -w)
+            window = np.zeros((len(index), before.shape[1]), dtype=np.int64)
+            for day, counts in self._past_days.items():
+                if first <= day < self._day:
+                    window += counts[which][index]
+            cols.update(self._count_columns(window, prefix, f"_{w}d"))
         return cols
 
     def columns(self, users: np.ndarray, queries: np.ndarray, episodes: np.ndarray, pages: np.ndarray) -> dict[str, np.ndarray]:
@@ -139,8 +163,9 @@ class OnlineFeatures:
             "gender": p.gender[users],
             "age": p.age[users],
             "purchase_power": p.purchase_power[users],
-            **self._long_term(self._user_before[users], ""),
-            **self._long_term(self._query_before[queries], "query_"),
+            **self._long_term(0, users, ""),
+            "query_category": self.query_category[queries],
+            **self._long_term(1, queries, "query_"),
             "page": np.asarray(pages, dtype=np.int64),
             "shown_in_session": self.shown(users, np.asarray(episodes, dtype=np.int64)),
             "last5_action_types": _ACTION_NAMES[self._last_actions[users]],
@@ -232,7 +257,7 @@ class OnlineFeatures:
                 out[name] = [None if np.isnan(v) else float(v) for v in value[:n]]
             elif name == "gender":
                 out[name] = str(value)
-            elif name in ("age", "purchase_power"):
+            elif name in ("age", "purchase_power", "query_category"):
                 out[name] = None if np.isnan(value) else int(value)
             elif name != "last5_click_n":
                 out[name] = int(value)

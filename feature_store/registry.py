@@ -126,30 +126,37 @@ def _ctr_online(clicks: str, shows: str, a: float, b: float) -> Callable[[Column
     return lambda c: (_n(c[clicks]) + a) / (_n(c[shows]) + a + b)
 
 
-def count_features(slots: HintSlots, table: str, prefix: str, subject: str) -> list[FeatureDef]:
-    """Long-term counts of one entity (user_lt: no prefix, query_lt: "query_"), before ds."""
+def count_features(slots: HintSlots, table: str, prefix: str, subject: str,
+                   windows: Sequence[int] = ()) -> list[FeatureDef]:
+    """Long-term counts of one entity (user_lt: no prefix, query_lt: "query_") over all days before
+    ds, then the same counts over each recent window of W days before ds (suffix `_{W}d`)."""
     lt = "sql/lt_day_counts.sql"
-    feats = [
-        FeatureDef(f"{prefix}page_views", "bigint", f"search page views of {subject} on all days before ds", table, lt, 1),
-        FeatureDef(f"{prefix}hint_shows", "bigint", f"hints shown to {subject} on all days before ds", table, lt, 1),
-        FeatureDef(f"{prefix}hint_clicks", "bigint", f"hints clicked by {subject} on all days before ds", table, lt, 1),
+    base = [
+        (f"{prefix}page_views", f"search page views of {subject}"),
+        (f"{prefix}hint_shows", f"hints shown to {subject}"),
+        (f"{prefix}hint_clicks", f"hints clicked by {subject}"),
     ]
     for s, suffix in enumerate(slots.suffixes):
         what = slots.describe(s)
-        feats.append(FeatureDef(f"{prefix}shows_{suffix}", "bigint", f"{what} shown to {subject} before ds", table, lt, 1))
-        feats.append(FeatureDef(f"{prefix}clicks_{suffix}", "bigint", f"{what} clicked by {subject} before ds", table, lt, 1))
+        base.append((f"{prefix}shows_{suffix}", f"{what} shown to {subject}"))
+        base.append((f"{prefix}clicks_{suffix}", f"{what} clicked by {subject}"))
+    feats = [FeatureDef(name, "bigint", f"{meaning} on all days before ds", table, lt, 1) for name, meaning in base]
+    for w in windows:
+        feats += [FeatureDef(f"{name}_{w}d", "bigint", f"{meaning} on the {w} days before ds", table, lt, 1)
+                  for name, meaning in base]
     return feats
 
 
-def table_features(slots: HintSlots) -> list[FeatureDef]:
+def table_features(slots: HintSlots, windows: Sequence[int] = (7, 30)) -> list[FeatureDef]:
     """Columns of features/user_lt, features/query_lt and features/pv_rt (the stored features)."""
     rt = "sql/pv_rt.sql"
     feats = [
         FeatureDef("gender", "string", "user gender F/M/U from the latest profile snapshot at or before ds", "user_lt", "sql/user_lt_merge.sql", 1),
         FeatureDef("age", "int", "user age from the latest profile snapshot at or before ds", "user_lt", "sql/user_lt_merge.sql", 1),
         FeatureDef("purchase_power", "int", "user purchasing power 1..5", "user_lt", "sql/user_lt_merge.sql", 1),
-        *count_features(slots, "user_lt", "", "the user"),
-        *count_features(slots, "query_lt", "query_", "the query"),
+        *count_features(slots, "user_lt", "", "the user", windows),
+        FeatureDef("query_category", "int", "the query's category (raw/query; null when unknown)", "query_lt", "sql/query_lt_merge.sql", 1),
+        *count_features(slots, "query_lt", "query_", "the query", windows),
     ]
     feats.append(FeatureDef("page", "int", "1-based page of this page view within its query", "pv_rt", rt, 1))
     for s, suffix in enumerate(slots.suffixes):

@@ -91,7 +91,7 @@ def describe_features(cfg: HintrlConfig, args: argparse.Namespace) -> dict[str, 
         raise HintrlError(str(err)) from None
     spec = build_spec(slots, cfg.features.ctr_prior_clicks, cfg.features.ctr_prior_non_clicks)
     stored = [{"name": f.name, "dtype": f.dtype, "table": f.source, "sql": f.sql_file, "meaning": f.meaning}
-              for f in table_features(slots)]
+              for f in table_features(slots, cfg.features.lt_windows_days)]
     if not args.json:
         print(f"Feature spec {spec.version}: state vector of {spec.state_dim} floats for {slots.n_types} hint types, "
               f"counted per {slots.per}")

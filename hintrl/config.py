@@ -73,6 +73,8 @@ class FeatureConfig:
     realtime_window_pvs: int = 100
     # Per-hint counts per "type", per "family", or "auto": per type for small catalogs (<= 64 types).
     hint_slots: str = "auto"
+    # Recent windows of the long-term counts, in days before ds (besides all history).
+    lt_windows_days: tuple[int, ...] = (7, 30)
     # Beta prior of the smoothed CTRs: (clicks + a) / (shows + a + b).
     ctr_prior_clicks: float = 1.0
     ctr_prior_non_clicks: float = 9.0

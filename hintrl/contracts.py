@@ -49,6 +49,12 @@ RAW_CONTRACT: dict[str, list[tuple[str, str, bool]]] = {
         ("family", "string", True),
         ("name", "string", True),
     ],
+    # An extension of DESIGN.md's raw tables: the query's category (optional; query_lt's
+    # `query_category` is null without it).
+    "query": [
+        ("query_id", "string", True),
+        ("category_id", "int", True),
+    ],
 }
 
 BUCKETS = ("baseline", "policy", "explore")

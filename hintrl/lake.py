@@ -8,7 +8,7 @@ from __future__ import annotations
 from pyarrow import fs as pafs
 
 RAW_DAILY_TABLES = ("search_pv", "user_action", "user_profile")
-RAW_STATIC_TABLES = ("item", "hint_catalog")
+RAW_STATIC_TABLES = ("item", "hint_catalog", "query")
 FEATURE_TABLES = ("user_lt", "query_lt", "pv_rt")
 
 

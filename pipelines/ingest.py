@@ -93,6 +93,15 @@ def _typed(raw: DataFrame, table: str) -> tuple[DataFrame, list[str]]:
     return raw.select(*columns), checks
 
 
+def _membership_sql(column: str, values: list[int]) -> str:
+    """SQL that is true when `column` is one of `values`: a range test for a catalog 0..n-1 (a
+    20,000-element literal array would be scanned on every row)."""
+    ordered = sorted(values)
+    if ordered and ordered == list(range(ordered[0], ordered[-1] + 1)):
+        return f"{column} BETWEEN {ordered[0]} AND {ordered[-1]}"
+    return f"array_contains(array({', '.join(str(v) for v in ordered) or 'NULL'}), {column})"
+
+
 def validate(spark: SparkSession, raw: DataFrame, table: str, ds: str, catalog: list[int]) -> DataFrame:
     """`raw` with a `reject_reason` column (NULL for clean rows)."""
     typed, type_checks = _typed(raw, table)
@@ -101,7 +110,7 @@ def validate(spark: SparkSession, raw: DataFrame, table: str, ds: str, catalog: 
     sql = load_sql(
         INGEST_SQL[table],
         ds=ds,
-        catalog="array(" + ", ".join(str(k) for k in catalog) + ")",
+        in_catalog=_membership_sql("hint_type", catalog),
         type_checks="\n    ".join(type_checks),
         required_null_checks="\n    ".join(null_checks),
     )

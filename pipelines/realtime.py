@@ -1,7 +1,9 @@
 """Real-time features of every page view of day `ds` (features/pv_rt), strictly before the event.
 
 Windows read validated page views of `ds` and up to `FeatureConfig.realtime_lookback_days` days
-before it, so a user's last 100 page views cross midnight.
+before it, so a user's last 100 page views cross midnight. The last-5 features read the day's
+actions plus a small carried tail (each user's last 5 actions and clicks before ds, written by the
+previous day's run to features/action_tail), falling back to the lookback days when it is missing.
 
     spark-submit pipelines/realtime.py --lake LAKE --ds YYYY-MM-DD
 """
@@ -35,28 +37,44 @@ def build_pv_rt(spark: SparkSession, lake: Lake, ds: str, slots: HintSlots, cfg:
     for frame in frames[1:]:
         lookback = lookback.unionByName(frame)
     with_hint_slot(spark, lookback, slots).createOrReplaceTempView("pv_lookback")
-    window = (
-        f"OVER (PARTITION BY user_id ORDER BY ts, event_id "
-        f"ROWS BETWEEN {cfg.realtime_window_pvs} PRECEDING AND 1 PRECEDING)"
-    )
-    per_slot = ",\n    ".join(
-        f"CAST(COALESCE(SUM(CASE WHEN hint_clicked AND hint_slot = {s} THEN 1 ELSE 0 END) {window}, 0) AS INT)"
-        f" AS clicks_last100_{x},\n    "
-        f"CAST(COALESCE(SUM(CASE WHEN hint_slot = {s} THEN 1 ELSE 0 END) {window}, 0) AS INT) AS shows_last100_{x}"
-        for s, x in enumerate(slots.suffixes)
-    )
-    windows = spark.sql(load_sql("pv_rt.sql", ds=ds, per_slot_counts=per_slot))
+    n = cfg.realtime_window_pvs
+    running, counts, names = [], [], []
+    for s, x in enumerate(slots.suffixes):
+        for kind, condition in (("clicks", f"hint_clicked AND hint_slot = {s}"), ("shows", f"hint_slot = {s}")):
+            run = f"run_{kind}_{x}"
+            names.append(run)
+            running.append(f"SUM(CASE WHEN {condition} THEN 1 ELSE 0 END) OVER w AS {run}")
+            counts.append(f"CAST(COALESCE(LAG({run}, 1) OVER o, 0) - COALESCE(LAG({run}, {n + 1}) OVER o, 0) AS INT)"
+                          f" AS {kind}_last100_{x}")
+    windows = spark.sql(load_sql("pv_rt.sql", ds=ds, running_counts=",\n    ".join(running),
+                                 window_counts=",\n    ".join(counts), running_columns=", ".join(names)))
     return windows.join(_last5_actions(spark, lake, ds, days), "event_id", "left")
+
+
+ACTION_COLUMNS = "event_id string, ts timestamp, user_id string, session_id string, action_type string, item_id string"
+# Internal table (an extension of the lake layout): per user, the last 5 actions and last 5 clicks
+# before ds, which is all the last-5 features of day ds need from earlier days.
+ACTION_TAIL = "action_tail"
+
+
+def _actions_of(spark: SparkSession, lake: Lake, days: list[str]) -> DataFrame:
+    present = [d for d in days if partition_exists(spark, lake.validated("user_action", d))]
+    if not present:
+        return spark.createDataFrame([], ACTION_COLUMNS)
+    return spark.read.parquet(*[lake.validated("user_action", d) for d in present]).select(*[c.split()[0] for c in ACTION_COLUMNS.split(", ")])
+
+
+def _actions_before(spark: SparkSession, lake: Lake, ds: str, days: list[str]) -> DataFrame:
+    """Earlier actions the last-5 features of ds need: the carried tail, else the lookback days."""
+    tail_uri = lake.features(ACTION_TAIL, ds)
+    if partition_exists(spark, tail_uri):
+        return spark.read.parquet(tail_uri)
+    return _actions_of(spark, lake, [d for d in days if d < ds])
 
 
 def _last5_actions(spark: SparkSession, lake: Lake, ds: str, days: list[str]) -> DataFrame:
     """last5_action_types and the last 5 clicked items' price, category and conversion rate."""
-    action_days = [d for d in list_partitions(spark, lake.validated_table("user_action")) if d in days]
-    if action_days:
-        actions = spark.read.parquet(*[lake.validated("user_action", d) for d in action_days])
-    else:
-        actions = spark.createDataFrame([], "event_id string, ts timestamp, user_id string, session_id string, "
-                                            "action_type string, item_id string")
+    actions = _actions_before(spark, lake, ds, days).unionByName(_actions_of(spark, lake, [ds]))
     item_uri = lake.raw("item")
     if partition_exists(spark, item_uri):
         items = spark.read.parquet(item_uri).select("item_id", "price", "category_id", "conversion_rate")
@@ -67,8 +85,19 @@ def _last5_actions(spark: SparkSession, lake: Lake, ds: str, days: list[str]) ->
     return spark.sql(load_sql("pv_last5_actions.sql"))
 
 
+def build_action_tail(spark: SparkSession, lake: Lake, ds: str, cfg: FeatureConfig) -> DataFrame:
+    """The action tail before day ds + 1: from the tail before ds (or the lookback days) and ds's actions."""
+    first = shift(ds, -cfg.realtime_lookback_days)
+    days = [d for d in list_partitions(spark, lake.validated_table("user_action")) if first <= d <= ds]
+    _actions_before(spark, lake, ds, days).unionByName(_actions_of(spark, lake, [ds])).createOrReplaceTempView("actions_upto")
+    return spark.sql(load_sql("action_tail.sql"))
+
+
 def run(spark: SparkSession, lake: Lake, ds: str, slots: HintSlots, cfg: FeatureConfig) -> int:
-    return write_partition(build_pv_rt(spark, lake, ds, slots, cfg), lake.features("pv_rt", ds))
+    """Write pv_rt of ds, then the action tail that day ds + 1 starts from."""
+    rows = write_partition(build_pv_rt(spark, lake, ds, slots, cfg), lake.features("pv_rt", ds))
+    write_partition(build_action_tail(spark, lake, ds, cfg), lake.features(ACTION_TAIL, shift(ds, 1)))
+    return rows
 
 
 if __name__ == "__main__":

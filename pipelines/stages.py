@@ -68,7 +68,7 @@ def features_stage(spark: SparkSession, cfg: HintrlConfig, ds: str, since: str |
         if "long_term" in jobs and (
             fresh or not all(partition_exists(spark, lake.features(e.table, day)) for e in long_term.ENTITIES)
         ):
-            entry.update(long_term.run(spark, lake, day, slots))
+            entry.update(long_term.run(spark, lake, day, slots, cfg.features.lt_windows_days))
         if "realtime" in jobs and (fresh or not partition_exists(spark, lake.features("pv_rt", day))):
             entry["pv_rt_rows"] = realtime.run(spark, lake, day, slots, cfg.features)
         if entry:

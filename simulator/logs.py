@@ -196,6 +196,7 @@ class Simulator:
             self.slots, cfg.n_users, cfg.n_queries, window_pvs=100, max_shown=cfg.max_pages,
             profiles=Profiles(GENDERS[w.gender], w.age.astype(np.float64), w.purchase_power.astype(np.float64)),
             items=Items(w.item_price, w.item_category.astype(np.float64), w.item_conversion),
+            query_category=w.query_category,
         )
         self._slot_of_type = np.asarray(self.slots.slot_of_type, dtype=np.int64)
         # Items by category, as one array with offsets, to draw an item of a query's category.
@@ -238,7 +239,11 @@ class Simulator:
             },
             schema=arrow_schema("hint_catalog"),
         )
-        return {"item": items, "hint_catalog": catalog}
+        queries = pa.table(
+            {"query_id": ids("q", np.arange(self.cfg.n_queries), 4), "category_id": w.query_category},
+            schema=arrow_schema("query"),
+        )
+        return {"item": items, "hint_catalog": catalog, "query": queries}
 
     def profile_table(self) -> pa.Table:
         w = self.world

@@ -1,6 +1,6 @@
 -- Validate one day of raw search page views. Every row gets the first rule it breaks as
 -- reject_reason (NULL = clean); nothing is dropped. Placeholders: <ds> (the partition's day),
--- <catalog> (hint types of the catalog as a SQL array), <required_null_checks>, <type_checks>.
+-- <in_catalog> (SQL true when hint_type is in the catalog), <required_null_checks>, <type_checks>.
 WITH typed AS (
   SELECT *, ROW_NUMBER() OVER (PARTITION BY event_id ORDER BY ts, user_id, page) AS event_id_rank
   FROM search_pv_raw
@@ -13,7 +13,7 @@ SELECT * EXCEPT (event_id_rank),
     WHEN to_date(ts) <> DATE '{ds}' THEN 'ts_outside_partition'
     WHEN page < 1 THEN 'page_below_1'
     WHEN bucket NOT IN ('baseline', 'policy', 'explore') THEN 'unknown_bucket'
-    WHEN hint_type IS NOT NULL AND NOT array_contains({catalog}, hint_type) THEN 'hint_not_in_catalog'
+    WHEN hint_type IS NOT NULL AND NOT ({in_catalog}) THEN 'hint_not_in_catalog'
     WHEN hint_type IS NOT NULL AND NOT array_contains(candidates, hint_type) THEN 'hint_not_in_candidates'
     WHEN hint_type IS NOT NULL AND (propensity IS NULL OR propensity <= 0 OR propensity > 1) THEN 'bad_propensity'
     WHEN hint_type IS NULL AND hint_clicked THEN 'click_without_hint'

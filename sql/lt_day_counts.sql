@@ -1,11 +1,9 @@
 -- Page views, hint shows and hint clicks per <key> over the validated search page views in view
--- `pv_days`, overall and per feature slot (hint type or family, column `hint_slot`). Placeholders: <key>,
--- <prefix> (column name prefix), <per_slot> (one shows/clicks pair per slot).
+-- `pv_days` (with `day`, the partition's date, and `hint_slot`, the feature slot of the hint), over
+-- all of them and over the days of each recent window before ds. Placeholders: <key>, <counts>
+-- (one SUM per count column: all-time, then `_<W>d` columns restricted to day >= ds - W).
 SELECT
   {key},
-  CAST(COUNT(*) AS BIGINT) AS {prefix}page_views,
-  CAST(COUNT(hint_type) AS BIGINT) AS {prefix}hint_shows,
-  CAST(COALESCE(SUM(CASE WHEN hint_type IS NOT NULL AND hint_clicked THEN 1 ELSE 0 END), 0) AS BIGINT) AS {prefix}hint_clicks,
-  {per_slot}
+  {counts}
 FROM pv_days
 GROUP BY {key}

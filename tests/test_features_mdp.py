@@ -74,24 +74,30 @@ def test_query_long_term_counts(spark, lake):
     assert (q["q1"]["query_page_views"], q["q1"]["query_hint_shows"], q["q1"]["query_hint_clicks"]) == (3, 3, 1)
     assert (q["q1"]["query_shows_t1"], q["q1"]["query_clicks_t0"]) == (2, 1)
     assert (q["q2"]["query_hint_clicks"], q["q3"]["query_shows_t3"]) == (2, 2)
+    assert (q["q1"]["query_category"], q["q2"]["query_category"], q["q3"]["query_category"]) == (5, 6, None)
 
 
 def test_incremental_long_term_equals_full_recompute(spark, lake):
     import shutil
 
-    long_term.run(spark, lake, D2, SLOTS)  # snapshots for D2 exist -> D3 is built incrementally
+    windows = (1, 7)  # D1's counts leave the 1-day window on D3
+    long_term.run(spark, lake, D2, SLOTS, windows)  # snapshots for D2 exist -> D3 is built incrementally
     builders = {"user_lt": long_term.build_user_lt, "query_lt": long_term.build_query_lt}
     incremental = {}
     for table, build in builders.items():
-        df = build(spark, lake, D3, SLOTS)
-        incremental[table] = (sorted(df.columns), sorted(map(tuple, df.select(sorted(df.columns)).collect())))
+        df = build(spark, lake, D3, SLOTS, windows)
+        incremental[table] = (sorted(df.columns), sorted(map(tuple, df.select(sorted(df.columns)).collect()), key=str))
     u1 = rows_by(long_term.build_user_lt(spark, lake, D3, SLOTS), "user_id")["u1"]
     assert len(incremental["user_lt"][1]) == 2 and len(incremental["query_lt"][1]) == 3
     for table, build in builders.items():
         shutil.rmtree(lake.features(table, D2))  # no snapshot: D3 becomes a full recompute
         key, rows = incremental[table]
-        assert rows == sorted(map(tuple, build(spark, lake, D3, SLOTS).select(key).collect())), table
+        assert rows == sorted(map(tuple, build(spark, lake, D3, SLOTS, windows).select(key).collect()), key=str), table
     assert (u1["hint_shows"], u1["hint_clicks"], u1["shows_t0"], u1["clicks_t0"], u1["clicks_t2"]) == (4, 3, 2, 2, 1)
+    u1_windowed = dict(zip(incremental["user_lt"][0], next(r for r in incremental["user_lt"][1] if "u1" in r)))
+    # D2 only (e3 type 0 click, e4 type 2 click) in the 1-day window; D1 and D2 in the 7-day one
+    assert (u1_windowed["hint_shows_1d"], u1_windowed["hint_clicks_1d"], u1_windowed["clicks_t0_1d"]) == (2, 2, 1)
+    assert (u1_windowed["shows_t1_1d"], u1_windowed["shows_t1_7d"], u1_windowed["hint_clicks_7d"]) == (0, 1, 3)
 
 
 def test_transitions_follow_the_contract(spark, lake):
@@ -139,3 +145,47 @@ def test_large_action_space_counts_per_family_of_the_catalog(spark, lake):
     u1 = rows_by(long_term.build_user_lt(spark, lake, D2, slots), "user_id")["u1"]
     assert (u1["shows_ff0"], u1["clicks_ff0"], u1["shows_ff1"], u1["hint_shows"]) == (2, 1, 0, 2)
     assert read_slots(spark, lake, "auto").per == "type"  # 4 types: per type
+
+
+def test_point_in_time_reads_give_each_event_the_features_of_its_own_day(spark, lake):
+    import datetime as dt
+
+    from feature_store.store import FeatureStore
+    from hintrl.errors import DataContractError
+
+    for day in (D2, D3):
+        long_term.run(spark, lake, day, SLOTS)
+    realtime.run(spark, lake, D2, SLOTS, FeatureConfig())
+    store = FeatureStore(spark, lake)
+    assert store.read("user_lt", D3).where("user_id = 'u1'").first().hint_shows == 4
+    utc = dt.timezone.utc
+    events = spark.createDataFrame(
+        [("e3", dt.datetime(2026, 11, 2, 0, 0, 10, tzinfo=utc), "u1", "q2"),
+         ("x1", dt.datetime(2026, 11, 3, 9, 0, tzinfo=utc), "u1", "q1"),
+         ("x2", dt.datetime(2026, 11, 3, 9, 0, tzinfo=utc), "u9", "q1")],  # a user with no history
+        "event_id string, ts timestamp, user_id string, query_id string",
+    )
+    rows = rows_by(store.as_of(events), "event_id")
+    assert (rows["e3"]["hint_shows"], rows["e3"]["query_page_views"]) == (2, 0)  # D2: only D1 counted, q2 new
+    assert (rows["x1"]["hint_shows"], rows["x1"]["query_page_views"], rows["x1"]["query_category"]) == (4, 3, 5)
+    assert rows["x2"]["hint_shows"] is None and rows["x2"]["query_hint_shows"] == 3
+    rt = rows_by(store.as_of(events.where("event_id = 'e3'"), ("user_lt", "pv_rt")), "event_id")
+    assert rt["e3"]["clicks_last100_t0"] == 1 and rt["e3"]["hint_shows"] == 2
+    with pytest.raises(DataContractError, match="user_lt/ds=2026-11-05"):
+        store.as_of(events.withColumn("ts", events.ts + dt.timedelta(days=2)).where("event_id = 'x1'"))
+    with pytest.raises(DataContractError, match="unknown feature table"):
+        store.read("items", D2)
+
+
+def test_last5_from_the_carried_action_tail_equals_the_lookback_read(spark, lake):
+    columns = ["event_id", "last5_action_types", "last5_click_item_price", "last5_click_item_category"]
+    from_lookback = rows_by(realtime.build_pv_rt(spark, lake, D2, SLOTS, FeatureConfig()).select(*columns), "event_id")
+    realtime.run(spark, lake, D1, SLOTS, FeatureConfig())  # writes the tail that D2 starts from
+    tail = spark.read.parquet(lake.features(realtime.ACTION_TAIL, D2)).collect()
+    assert sorted(r.event_id for r in tail) == ["a1", "a2"]  # u1's actions of D1
+    realtime.run(spark, lake, D2, SLOTS, FeatureConfig())
+    from_tail = rows_by(spark.read.parquet(lake.features("pv_rt", D2)).select(*columns), "event_id")
+    assert from_tail == from_lookback
+    # u2 clicked six times on D2: the tail for D3 keeps the 5 latest actions and 5 latest clicks
+    tail3 = spark.read.parquet(lake.features(realtime.ACTION_TAIL, D3)).where("user_id = 'u2'").collect()
+    assert sorted(r.event_id for r in tail3) == ["b2", "b3", "b4", "b5", "b6"]

@@ -21,7 +21,8 @@ pytestmark = pytest.mark.spark
 
 def test_online_states_equal_spark_states(spark, tmp_path):
     world = SimulatorConfig(n_users=400, n_queries=50, n_items=200, seed=9, daily_active_share=0.6)
-    cfg = HintrlConfig(home=tmp_path, simulator=world)
+    # Windows of 1 and 2 days so that days leave them within the 3 simulated days.
+    cfg = HintrlConfig(home=tmp_path, simulator=world).replace(**{"features.lt_windows_days": (1, 2)})
     lake = Lake(cfg.lake_uri)
     simulate_to_lake(world, lake, "2026-11-01", 3, progress=lambda _: None)
     for stage in (ingest_stage, features_stage, mdp_stage):
@@ -39,12 +40,15 @@ def test_online_states_equal_spark_states(spark, tmp_path):
     events = pd.concat([pvs, actions], ignore_index=True).sort_values(["ts", "is_action", "event_id"])
     profiles = spark.read.parquet(lake.validated("user_profile", "2026-11-01")).toPandas()
     items = spark.read.parquet(lake.raw("item")).toPandas()
+    query_table = spark.read.parquet(lake.raw("query")).toPandas()
 
     from feature_store.registry import build_spec
 
     spec = build_spec(list(range(world.n_types)))
     users = {u: i for i, u in enumerate(sorted(set(events.user_id) | set(profiles.user_id)))}
-    queries = {q: i for i, q in enumerate(sorted(set(pvs.query_id)))}
+    queries = {q: i for i, q in enumerate(sorted(set(pvs.query_id) | set(query_table.query_id)))}
+    category = np.full(len(queries), np.nan)
+    category[query_table.query_id.map(queries).to_numpy()] = query_table.category_id.to_numpy(float)
     item_index = {it: i for i, it in enumerate(items.item_id)}
     episodes: dict[tuple[str, str], int] = {}
     profile = profiles.assign(u=profiles.user_id.map(users)).sort_values("u")
@@ -53,6 +57,7 @@ def test_online_states_equal_spark_states(spark, tmp_path):
         spec.slots, len(users), len(queries),
         profiles=Profiles(profile.gender.to_numpy(), profile.age.to_numpy(float), profile.purchase_power.to_numpy(float)),
         items=Items(items.price.to_numpy(), items.category_id.to_numpy(float), items.conversion_rate.to_numpy()),
+        query_category=category, windows=cfg.features.lt_windows_days,
     )
     one = np.zeros(1, dtype=np.int64)
     compared = 0
@@ -77,6 +82,7 @@ def test_online_states_equal_spark_states(spark, tmp_path):
                 np.testing.assert_allclose(cols[column], list(spark_rt[column]), rtol=0, atol=1e-12)
             # long-term columns of day 3 as Spark stored them
             stored = {**user_lt.get(e.user_id, {}), **query_lt.get(e.query_id, {})}
+            assert "hint_clicks_2d" in stored and "query_category" in stored
             for column, value in stored.items():
                 if column not in ("user_id", "query_id"):
                     assert cols[column] == value, (e.event_id, column)

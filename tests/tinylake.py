@@ -77,6 +77,8 @@ ACTIONS2 = [
 def write_validated_days(lake: Lake) -> None:
     """Two days already through ingest: validated search_pv, user_action and user_profile, and items."""
     write_partition(table("item", ITEMS), lake.raw("item"))
+    # q3 has no row: its category is unknown
+    write_partition(table("query", [dict(query_id="q1", category_id=5), dict(query_id="q2", category_id=6)]), lake.raw("query"))
     for day, rows, actions in (("2026-11-01", DAY1, ACTIONS1), ("2026-11-02", DAY2, ACTIONS2)):
         write_partition(table("search_pv", rows), lake.validated("search_pv", day))
         write_partition(table("user_action", actions), lake.validated("user_action", day))
