@@ -282,3 +282,39 @@ def _push_recent(recent: np.ndarray, users: np.ndarray, values: np.ndarray) -> N
     old_index = np.clip(j[None, :] - taken[:, None], 0, None)
     old_shifted = np.take_along_axis(old, old_index, axis=1)
     recent[group_users] = np.where(j[None, :] < taken[:, None], new, old_shifted)
+
+
+def columns_from_rows(rows: Any, max_shown: int = 20) -> dict[str, np.ndarray]:
+    """A `columns()` batch from stored feature rows (a DataFrame with the user_lt, query_lt and
+    pv_rt columns, lists as lists, null/None where unknown), e.g. what a serving request carries."""
+    n = len(rows)
+
+    def padded(name: str, width: int, fill: Any, dtype: Any) -> np.ndarray:
+        out = np.full((n, width), fill, dtype=dtype)
+        for i, values in enumerate(rows[name] if name in rows else [None] * n):
+            values = list(values) if values is not None else []
+            if len(values) > width:
+                raise ValueError(f"{name} has {len(values)} entries, at most {width} expected")
+            out[i, : len(values)] = [fill if v is None else v for v in values]
+        return out
+
+    cols: dict[str, np.ndarray] = {}
+    for name in rows.columns:
+        if name in ("shown_in_session", "last5_action_types") or name.startswith("last5_click_item_"):
+            continue
+        if name == "gender":
+            cols[name] = np.array([g or "U" for g in rows[name]])
+        else:
+            values = rows[name].to_numpy()
+            if values.dtype.kind in "iufb" or values.dtype == object:
+                try:
+                    cols[name] = np.array([np.nan if v is None else v for v in values], dtype=np.float64)
+                except (TypeError, ValueError):
+                    cols[name] = values
+    cols["shown_in_session"] = padded("shown_in_session", max_shown, -1, np.int64)
+    cols["last5_action_types"] = padded("last5_action_types", 5, "", "U8")
+    for name in ("price", "category", "conversion_rate"):
+        cols[f"last5_click_item_{name}"] = padded(f"last5_click_item_{name}", 5, np.nan, np.float64)
+    clicks = rows["last5_click_item_price"] if "last5_click_item_price" in rows else [None] * n
+    cols["last5_click_n"] = np.array([0 if v is None else len(v) for v in clicks])
+    return cols

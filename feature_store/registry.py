@@ -26,6 +26,8 @@ import numpy as np
 from hintrl.contracts import ACTION_TYPES
 
 SPEC_VERSION = 1
+# The spec's JSON beside every trained policy, so the served model rebuilds states exactly.
+SPEC_FILE = "feature_spec.json"
 
 # Age bands of the stratum (gender|age band|purchase power); the upper bound is exclusive.
 AGE_BANDS: tuple[tuple[str, int, int], ...] = (
@@ -214,6 +216,12 @@ class FeatureSpec:
         """States (one row per page view) from a batch of stored feature columns, as Spark builds them."""
         return np.stack([np.asarray(f.online(columns), dtype=np.float64) for f in self.state], axis=1).astype(np.float32)  # type: ignore[misc]
 
+    def to_json(self) -> dict[str, Any]:
+        """Everything needed to rebuild the spec (`spec_from_json`), plus its readable definition."""
+        return {"version": self.version, "per": self.slots.per, "suffixes": list(self.slots.suffixes),
+                "slot_of_type": list(self.slots.slot_of_type), "ctr_prior_clicks": self.ctr_prior_clicks,
+                "ctr_prior_non_clicks": self.ctr_prior_non_clicks, "state": self.describe()}
+
     def describe(self) -> list[dict[str, object]]:
         return [
             {"index": i, "name": f.name, "dtype": f.dtype, "source": f.source, "sql": f.sql_file,
@@ -324,6 +332,15 @@ def build_spec(hint_types: list[int] | HintSlots, ctr_prior_clicks: float = 1.0,
                    _array_mean("last5_click_item_conversion_rate")),
     ]
     return FeatureSpec(slots, tuple(state), a, b)
+
+
+def spec_from_json(data: Mapping[str, Any]) -> FeatureSpec:
+    """The spec `FeatureSpec.to_json` describes; refuses one whose definitions changed since."""
+    slots = HintSlots(data["per"], tuple(data["suffixes"]), tuple(data["slot_of_type"]))
+    spec = build_spec(slots, data["ctr_prior_clicks"], data["ctr_prior_non_clicks"])
+    if spec.version != data["version"]:
+        raise ValueError(f"feature spec {data['version']} cannot be rebuilt: this code defines it as {spec.version}")
+    return spec
 
 
 def stratum_sql() -> str:

@@ -144,13 +144,42 @@ def cmd_evaluate(cfg: HintrlConfig, args: argparse.Namespace) -> dict[str, Any]:
     return report
 
 
-def cmd_promote(cfg: HintrlConfig, args: argparse.Namespace) -> dict[str, Any]:
-    from offline_rl.registry import check_tracking_uri
-    from offline_rl.stages import promote_stage
+def cmd_registry(cfg: HintrlConfig, args: argparse.Namespace) -> dict[str, Any]:
+    import datetime as dt
+    import getpass
+
+    from offline_rl.registry import Registry, check_tracking_uri
 
     check_tracking_uri(cfg.tracking_uri)
-    result = promote_stage(cfg, args.ds, progress)
+    registry = Registry(cfg.tracking_uri, cfg.model_name, cfg.experiment, cfg.artifact_root)
+    if args.action == "rollback":
+        if not args.reason:
+            raise HintrlError("registry rollback needs --reason (it is recorded on both versions)")
+        who = args.by or getpass.getuser()
+        when = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+        aliases = registry.rollback(who, args.reason, when)
+        progress(f"rolled back: champion is version {aliases.get('champion')} again ({who}: {args.reason})")
+    status = registry.status()
     if not args.json:
+        if not status["aliases"]:
+            print(f"{cfg.model_name}: no aliased versions yet")
+        for alias, info in status["aliases"].items():
+            extra = ", ".join(f"{k}={v}" for k, v in info.items() if v and k not in ("version", "run_id", "created"))
+            print(f"{alias:<18} version {info['version']:<4} {extra}")
+    return status
+
+
+def cmd_promote(cfg: HintrlConfig, args: argparse.Namespace) -> dict[str, Any]:
+    from offline_rl.registry import check_tracking_uri
+
+    check_tracking_uri(cfg.tracking_uri)  # before importing the training stack: fail fast and quietly
+    from offline_rl.stages import promote_stage
+
+    result = promote_stage(cfg, args.ds, progress)
+    if not args.json and result.get("already_promoted"):
+        print(f"the nightly of {args.ds} already promoted version {result['model_version']} "
+              f"({result['model_uri']}); nothing new registered")
+    elif not args.json:
         print(result["ope_table"])
         print(("PROMOTED " if result["promoted"] else "NOT PROMOTED ") + result["model_uri"])
         for reason in result["reasons"]:
@@ -291,6 +320,7 @@ COMMANDS: dict[str, tuple[Callable[[HintrlConfig, argparse.Namespace], dict[str,
     "nightly": (cmd_nightly, "run the hintrl_nightly Airflow DAG for --ds with dag.test()"),
     "ope": (cmd_ope, "off-policy evaluation of any logged data (episode_id, step, reward, behavior_prob, target_prob)"),
     "ground-truth": (cmd_ground_truth, "roll a policy out in the simulated world and report its true value"),
+    "registry": (cmd_registry, "show the model's aliases (status) or restore the previous champion (rollback)"),
 }
 
 DS_HELP = {
@@ -312,9 +342,15 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("action", nargs="?", choices=["build", "describe"], default="build",
                            help="build (default) or describe the feature registry")
             p.add_argument("--types", type=int, help="describe: number of hint types (default: the simulator's)")
+        if name == "registry":
+            p.add_argument("action", choices=["status", "rollback"], help="status, or rollback to previous_champion")
+            p.add_argument("--reason", help="rollback: why (recorded in the versions' tags)")
+            p.add_argument("--by", help="rollback: who (default: the current user)")
         if name == "backfill":
             p.add_argument("--start", required=True, help="first day to recompute (YYYY-MM-DD)")
             p.add_argument("--end", required=True, help="last day to recompute (YYYY-MM-DD)")
+        elif name == "registry":
+            pass
         elif name == "ope":
             p.add_argument("--input", required=True, help="Parquet file of logged steps; optional q_hat, v_hat columns add dr, wdr")
             p.add_argument("--gamma", type=float, default=1.0, help="discount (default 1.0)")

@@ -121,13 +121,34 @@ class OPEConfig:
     seed: int = 0
 
 
+GATE_ESTIMATORS = ("is", "wis", "pdis", "wpdis")
+
+
 @dataclass(frozen=True)
 class GateConfig:
-    # The challenger's lower bound must beat the behaviour value and the champion's estimate
-    # (both on the same held-out day) by these margins.
+    """The promotion gate (offline_rl/gate.py). Everything is compared on the same held-out day."""
+
+    # The deciding estimator; the lower bound of its interval must clear the bars below.
+    estimator: str = "wpdis"
     min_margin_over_behavior: float = 0.0
     min_margin_over_champion: float = 0.0
     min_effective_sample_size: float = 100.0
+    # The largest importance weight the deciding estimate may rest on (0: no limit).
+    max_weight: float = 1000.0
+    # Guardrails: reward component (see hintrl/rewards.py) -> the most the challenger's estimate of
+    # its per-episode sum may fall below the logged behaviour's.
+    guardrails: dict[str, float] = field(default_factory=lambda: {"purchased": 0.02})
+
+    def __post_init__(self) -> None:
+        from hintrl.rewards import COMPONENTS
+
+        if self.estimator not in GATE_ESTIMATORS:
+            raise ValueError(f"gate.estimator must be one of {', '.join(GATE_ESTIMATORS)}, got {self.estimator!r}")
+        unknown = [c for c in self.guardrails if c not in COMPONENTS]
+        if unknown:
+            raise ValueError(f"gate.guardrails: unknown reward component(s) {unknown}; known: {', '.join(COMPONENTS)}")
+        if any(not isinstance(v, (int, float)) or v < 0 for v in self.guardrails.values()):
+            raise ValueError("gate.guardrails: each allowed drop must be a number >= 0")
 
 
 @dataclass(frozen=True)

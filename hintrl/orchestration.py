@@ -77,7 +77,9 @@ def format_summary(ds: str, reports: dict[str, Any]) -> str:
     promote = reports.get("promote", {})
     if promote:
         out += ["", "Off-policy evaluation on the held-out day (95% bootstrap intervals):", promote["ope_table"], "",
-                f"Gate: {'PROMOTED to champion' if promote['promoted'] else 'NOT promoted (alias challenger)'}"]
+                "Gate: " + ("already PROMOTED by an earlier run of this nightly (nothing new registered)"
+                            if promote.get("already_promoted") else
+                            "PROMOTED to champion" if promote["promoted"] else "NOT PROMOTED (alias challenger)")]
         out += [f"  - {reason}" for reason in promote["reasons"]]
         out += [f"Model: {promote['model_uri']} (algo {promote['challenger']}, run {promote['run_id']})",
                 f"Aliases: {promote['aliases']}"]

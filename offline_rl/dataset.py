@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.dataset as pads
 
 from hintrl.errors import DataContractError
 from hintrl.lake import Lake, filesystem, partition_complete
 
 COLUMNS = ["episode_id", "step", "state", "action", "propensity", "candidates", "reward", "terminal",
-           "feature_spec_version", "bucket", "stratum"]
+           "feature_spec_version", "bucket", "stratum", "reward_components"]
 
 
 @dataclass
@@ -31,6 +32,7 @@ class Transitions:
     strata: np.ndarray
     feature_spec_version: str
     days: tuple[str, ...]
+    components: dict[str, np.ndarray] = field(default_factory=dict)  # the reward components asked for
 
     def __len__(self) -> int:
         return len(self.actions)
@@ -52,8 +54,9 @@ class Transitions:
         return len(np.unique(self.episode_ids))
 
 
-def load_transitions(lake: Lake, days: list[str], n_actions: int) -> Transitions:
-    """Transitions of `days`; fails when a day is missing or the days mix feature specs."""
+def load_transitions(lake: Lake, days: list[str], n_actions: int, components: tuple[str, ...] = ()) -> Transitions:
+    """Transitions of `days` (with the named reward components); fails when a day is missing or the
+    days mix feature specs."""
     tables = []
     for day in days:
         if not partition_complete(lake.transitions(day)):
@@ -77,7 +80,14 @@ def load_transitions(lake: Lake, days: list[str], n_actions: int) -> Transitions
     masks = np.zeros((n, n_actions), dtype=np.float32)
     rows = np.repeat(np.arange(n), np.diff(candidates.offsets.to_numpy()))
     masks[rows, candidates.flatten().to_numpy()] = 1.0
+    parts = {}
+    for name in components:
+        values = pc.map_lookup(table.column("reward_components"), pa.scalar(name), "first")
+        if values.null_count:
+            raise DataContractError(f"reward component {name!r} is missing from {values.null_count} transitions")
+        parts[name] = values.to_numpy().astype(np.float64)
     return Transitions(
+        components=parts,
         episode_ids=table.column("episode_id").to_numpy(zero_copy_only=False),
         steps=table.column("step").to_numpy(),
         states=states,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -19,9 +19,13 @@ REPORTED_ESTIMATORS = ("wpdis", "pdis", "wis", "is")
 class PolicyEvaluation:
     policy: str
     estimates: dict[str, Estimate]
+    # Guardrail metrics: per reward component, its per-episode value (the gate's estimator for a
+    # target policy, the on-policy mean for behaviour).
+    guardrails: dict[str, Estimate] = field(default_factory=dict)
 
     def to_json(self) -> dict:
-        return {"policy": self.policy, "estimates": {k: v.to_json() for k, v in self.estimates.items()}}
+        return {"policy": self.policy, "estimates": {k: v.to_json() for k, v in self.estimates.items()},
+                "guardrails": {k: v.to_json() for k, v in self.guardrails.items()}}
 
 
 def check_logged_actions(data: Transitions) -> None:
@@ -30,21 +34,34 @@ def check_logged_actions(data: Transitions) -> None:
         raise OPEInputError(f"{int((~in_mask).sum())} logged actions are outside their step's candidates")
 
 
-def _episodes(data: Transitions, target_probs: np.ndarray) -> Episodes:
-    return Episodes.from_steps(data.episode_ids, data.steps, data.rewards, data.propensities, target_probs)
+def _episodes(data: Transitions, target_probs: np.ndarray, rewards: np.ndarray | None = None) -> Episodes:
+    return Episodes.from_steps(data.episode_ids, data.steps, data.rewards if rewards is None else rewards,
+                               data.propensities, target_probs)
 
 
 def evaluate_behavior(data: Transitions, cfg: OPEConfig) -> PolicyEvaluation:
-    ep = _episodes(data, data.propensities)
-    est = BehaviorValue(cfg.gamma).estimate(ep, cfg.n_bootstrap, cfg.confidence, cfg.seed)
-    return PolicyEvaluation("behavior", {"behavior": est})
+    """The logged behaviour's value, and of every reward component loaded with `data`."""
+    def value(rewards: np.ndarray | None) -> Estimate:
+        ep = _episodes(data, data.propensities, rewards)
+        return BehaviorValue(cfg.gamma).estimate(ep, cfg.n_bootstrap, cfg.confidence, cfg.seed)
+
+    return PolicyEvaluation("behavior", {"behavior": value(None)},
+                            {c: value(r) for c, r in data.components.items()})
 
 
-def evaluate_policy(name: str, policy: Policy, data: Transitions, cfg: OPEConfig) -> PolicyEvaluation:
-    """Every reported estimator for `policy`, with pi evaluated at the logged action."""
+def evaluate_policy(name: str, policy: Policy, data: Transitions, cfg: OPEConfig,
+                    guardrail_estimator: str = GATE_ESTIMATOR) -> PolicyEvaluation:
+    """Every reported estimator for `policy`, with pi evaluated at the logged action, and the
+    guardrail estimator on every reward component loaded with `data`."""
     check_logged_actions(data)
-    ep = _episodes(data, probability_of(policy, data.observations, data.actions))
+    target = probability_of(policy, data.observations, data.actions)
+    ep = _episodes(data, target)
+    guardrails = {
+        c: ESTIMATORS[guardrail_estimator](cfg.gamma).estimate(_episodes(data, target, r), cfg.n_bootstrap, cfg.confidence, cfg.seed)
+        for c, r in data.components.items()
+    }
     return PolicyEvaluation(
         name,
         {est: ESTIMATORS[est](cfg.gamma).estimate(ep, cfg.n_bootstrap, cfg.confidence, cfg.seed) for est in REPORTED_ESTIMATORS},
+        guardrails,
     )

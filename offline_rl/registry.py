@@ -122,3 +122,49 @@ class Registry:
     def aliases(self) -> dict[str, str]:
         model = self.client.get_registered_model(self.model_name)
         return {alias: str(v) for alias, v in (model.aliases or {}).items()}
+
+    def describe(self, version: str, markdown: str) -> None:
+        """The description a reviewer reads on the version's page in the MLflow UI."""
+        self.client.update_model_version(self.model_name, version, description=markdown)
+
+    def versions(self) -> list:  # type: ignore[type-arg]
+        """Every version of the model, newest first (none when the model is not registered yet)."""
+        found = self.client.search_model_versions(f"name='{self.model_name}'", max_results=10_000)
+        return sorted(found, key=lambda v: int(v.version), reverse=True)
+
+    def promoted_for(self, ds: str):  # type: ignore[no-untyped-def]
+        """The version a nightly of `ds` already promoted, or None."""
+        return next((v for v in self.versions()
+                     if v.tags.get("ds") == ds and v.tags.get("gate_decision") == "promote"), None)
+
+    def status(self) -> dict[str, Any]:
+        """The aliased versions with what a reviewer needs to know about each."""
+        out: dict[str, Any] = {"model": self.model_name, "aliases": {}}
+        if not self.versions():
+            return out
+        for alias, version in sorted(self.aliases().items()):
+            v = self.client.get_model_version(self.model_name, version)
+            out["aliases"][alias] = {
+                "version": str(v.version), "run_id": v.run_id, "created": v.creation_timestamp,
+                **{k: v.tags.get(k) for k in ("ds", "algo", "gate_decision", "data_ds_range", "feature_spec_version",
+                                              "code_version", "rolled_back_by", "restored_by")},
+            }
+        return out
+
+    def rollback(self, by: str, reason: str, when: str) -> dict[str, str]:
+        """Make `previous_champion` the champion again; who, why and when go into both versions' tags."""
+        previous = self.version_by_alias(PREVIOUS_CHAMPION)
+        if previous is None:
+            raise GateError(f"{self.model_name} has no {PREVIOUS_CHAMPION} to roll back to")
+        current = self.version_by_alias(CHAMPION)
+        client = self.client
+        # The restored version becomes champion first, so there is always a champion.
+        client.set_registered_model_alias(self.model_name, CHAMPION, previous.version)
+        client.delete_registered_model_alias(self.model_name, PREVIOUS_CHAMPION)
+        for key, value in {"restored_by": by, "restored_reason": reason, "restored_at": when}.items():
+            client.set_model_version_tag(self.model_name, previous.version, key, value[:5000])
+        if current is not None:
+            for key, value in {"rolled_back_by": by, "rolled_back_reason": reason, "rolled_back_at": when,
+                               "rolled_back_to": str(previous.version)}.items():
+                client.set_model_version_tag(self.model_name, current.version, key, value[:5000])
+        return self.aliases()

@@ -1,8 +1,11 @@
 """The served policy as an MLflow pyfunc model: exactly the masked softmax that was evaluated.
 
-Input: a DataFrame with `state` (list of floats in feature-spec order) and `candidates` (list of
-hint types open on this page). Output: `hint_type` (a draw from the policy) and `probabilities`
-(one per candidate, in the order given).
+Input: a DataFrame with `candidates` (hint types eligible on this page) and either `state` (list of
+floats in feature-spec order) or the stored feature columns of the page view (user_lt, query_lt and
+pv_rt columns, as the feature store holds them), from which the bundled feature spec builds the
+state; hints in `shown_in_session` are removed from the candidates. Output: `hint_type` (a draw from the policy) and `probabilities`
+(one per candidate, in the order given). The same probabilities are exported as TorchScript
+(`policy_torchscript.pt` beside the d3rlpy model) for serving without Python dependencies.
 """
 
 from __future__ import annotations
@@ -13,31 +16,86 @@ import mlflow.pyfunc
 import numpy as np
 import pandas as pd
 
+TORCHSCRIPT_FILE = "policy_torchscript.pt"
+
 
 class HintPolicyModel(mlflow.pyfunc.PythonModel):
     def load_context(self, context) -> None:  # type: ignore[no-untyped-def]
+        import json
+
+        from feature_store.registry import SPEC_FILE, spec_from_json
         from offline_rl.train import load_policy
 
-        self.policy, self.meta = load_policy(Path(context.artifacts["policy_dir"]))
+        folder = Path(context.artifacts["policy_dir"])
+        self.policy, self.meta = load_policy(folder)
+        self.spec = spec_from_json(json.loads((folder / SPEC_FILE).read_text())) if (folder / SPEC_FILE).exists() else None
 
-    def observations(self, model_input: pd.DataFrame) -> np.ndarray:
-        states = np.asarray(np.stack(model_input["state"].to_numpy()), dtype=np.float32)
+    def states(self, model_input: pd.DataFrame) -> np.ndarray:
+        if "state" in model_input:
+            states = np.asarray(np.stack(model_input["state"].to_numpy()), dtype=np.float32)
+        elif self.spec is None:
+            raise ValueError("this model has no bundled feature spec: give a `state` column")
+        else:
+            from feature_store.online import columns_from_rows
+
+            states = self.spec.state_matrix(columns_from_rows(model_input))
         if states.shape[1] != self.meta["state_dim"]:
             raise ValueError(f"state has {states.shape[1]} features, the policy expects {self.meta['state_dim']}")
-        masks = np.zeros((len(model_input), self.meta["n_actions"]), dtype=np.float32)
-        for row, candidates in enumerate(model_input["candidates"]):
-            masks[row, np.asarray(candidates, dtype=np.int64)] = 1.0
-        return np.concatenate([states, masks], axis=1)
+        return states
+
+    def open_candidates(self, model_input: pd.DataFrame) -> list[list[int]]:
+        shown = model_input["shown_in_session"] if "shown_in_session" in model_input else [None] * len(model_input)
+        out = []
+        for candidates, already in zip(model_input["candidates"], shown):
+            taken = set(already if already is not None else [])
+            open_ = [int(c) for c in candidates if int(c) not in taken]
+            if not open_ or not all(0 <= c < self.meta["n_actions"] for c in open_):
+                raise ValueError(f"candidates {list(candidates)} leave no valid hint type (0..{self.meta['n_actions'] - 1})")
+            out.append(open_)
+        return out
 
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:  # type: ignore[no-untyped-def]
-        probs = self.policy.action_probabilities(self.observations(model_input))
+        candidates = self.open_candidates(model_input)
+        masks = np.zeros((len(model_input), self.meta["n_actions"]), dtype=np.float32)
+        for row, cands in enumerate(candidates):
+            masks[row, cands] = 1.0
+        probs = self.policy.action_probabilities(np.concatenate([self.states(model_input), masks], axis=1))
         rng = np.random.default_rng((params or {}).get("seed"))
-        chosen = [int(rng.choice(len(p), p=p)) for p in probs]
         return pd.DataFrame(
             {
-                "hint_type": chosen,
-                "probabilities": [
-                    [float(p[c]) for c in cands] for p, cands in zip(probs, model_input["candidates"])
-                ],
+                "hint_type": [int(cands[rng.choice(len(cands), p=p[cands] / p[cands].sum())]) for p, cands in zip(probs, candidates)],
+                "candidates": candidates,
+                "probabilities": [[float(p[c]) for c in cands] for p, cands in zip(probs, candidates)],
             }
         )
+
+
+def torchscript_policy(policy, example_observations: np.ndarray):  # type: ignore[no-untyped-def]
+    """A TorchScript module computing exactly the served probabilities: observations
+    `[state, candidate mask]` -> softmax(masked Q / temperature) over the candidates."""
+    import torch
+
+    class MaskedSoftmax(torch.nn.Module):
+        def __init__(self, q_functions: torch.nn.ModuleList, state_dim: int, temperature: float):
+            super().__init__()
+            self.q_functions = q_functions
+            self.state_dim = state_dim
+            self.temperature = temperature
+
+        def forward(self, observations: torch.Tensor) -> torch.Tensor:
+            q = torch.stack([f(observations).q_value for f in self.q_functions]).mean(dim=0)
+            mask = observations[:, self.state_dim:] > 0.5
+            logits = torch.where(mask, q / self.temperature, torch.full_like(q, float("-inf")))
+            return torch.softmax(logits, dim=1).detach()
+
+    module = MaskedSoftmax(policy.algo.impl.q_function, policy.state_dim, policy.temperature).eval()
+    with torch.no_grad():
+        return torch.jit.trace(module, torch.as_tensor(np.asarray(example_observations, dtype=np.float32)),
+                               check_trace=False)
+
+
+def export_torchscript(policy, example_observations: np.ndarray, path: Path) -> Path:  # type: ignore[no-untyped-def]
+    """Save `torchscript_policy` to `path` (load with torch.jit.load, no hintrl or d3rlpy needed)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torchscript_policy(policy, example_observations).save(str(path))
+    return path

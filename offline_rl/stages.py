@@ -10,6 +10,8 @@ import json
 from pathlib import Path
 from typing import Any, Callable
 
+from feature_store.registry import SPEC_FILE
+from hintrl import code_version
 from hintrl.config import HintrlConfig
 from hintrl.dates import NightlyWindow
 from hintrl.errors import HintrlError
@@ -53,8 +55,30 @@ def train_stage(cfg: HintrlConfig, ds: str, algo: str, progress: Progress = prin
 
     window = NightlyWindow(ds, cfg.train.train_days)
     data = load_transitions(Lake(cfg.lake_uri), window.train_days, _n_actions(cfg))
+    spec = _catalog_spec(cfg)
+    if spec.version != data.feature_spec_version:
+        raise HintrlError(f"transitions of {data.days[0]}..{data.days[-1]} use feature spec {data.feature_spec_version}, "
+                          f"the catalog and settings give {spec.version}: rebuild them (hintrl backfill)")
     trained = train_policy(algo, data, cfg.train, staging(cfg, ds) / algo, progress)
+    # The served model rebuilds states from feature rows with exactly this spec.
+    (staging(cfg, ds) / algo / SPEC_FILE).write_text(json.dumps(spec.to_json(), indent=2))
     return trained.to_json()
+
+
+def _catalog_spec(cfg: HintrlConfig):  # type: ignore[no-untyped-def]
+    """The feature spec of the lake's hint catalog under the configured settings."""
+    import pyarrow.parquet as pq
+
+    from feature_store.registry import build_spec, slots_for
+    from hintrl.errors import DataContractError
+
+    catalog = pq.read_table(Lake(cfg.lake_uri).raw("hint_catalog"), columns=["hint_type", "family"]).to_pandas()
+    catalog = catalog.sort_values("hint_type")
+    try:
+        slots = slots_for(list(catalog.hint_type), list(catalog.family), cfg.features.hint_slots)
+    except ValueError as err:
+        raise DataContractError(f"hint catalog: {err}") from None
+    return build_spec(slots, cfg.features.ctr_prior_clicks, cfg.features.ctr_prior_non_clicks)
 
 
 def _estimate(data: dict[str, Any]) -> Estimate:
@@ -66,8 +90,9 @@ def evaluate_stage(cfg: HintrlConfig, ds: str, progress: Progress = print) -> di
     from offline_rl.train import load_policy
 
     window = NightlyWindow(ds, cfg.train.train_days)
-    data = load_transitions(Lake(cfg.lake_uri), [window.eval_day], _n_actions(cfg))
+    data = load_transitions(Lake(cfg.lake_uri), [window.eval_day], _n_actions(cfg), tuple(sorted(cfg.gate.guardrails)))
     evaluations = [evaluate_behavior(data, cfg.ope)]
+    estimator = cfg.gate.estimator
     trained = {}
     for algo in cfg.train.algos:
         folder = staging(cfg, ds) / algo
@@ -76,9 +101,9 @@ def evaluate_stage(cfg: HintrlConfig, ds: str, progress: Progress = print) -> di
         policy, meta = load_policy(folder)
         if meta["feature_spec_version"] != data.feature_spec_version:
             raise HintrlError(f"{algo} was trained on feature spec {meta['feature_spec_version']}, held-out data has {data.feature_spec_version}")
-        evaluations.append(evaluate_policy(algo, policy, data, cfg.ope))
+        evaluations.append(evaluate_policy(algo, policy, data, cfg.ope, estimator))
         trained[algo] = meta
-        progress(f"evaluate {algo}: {evaluations[-1].estimates[GATE_ESTIMATOR].value:.4f}")
+        progress(f"evaluate {algo}: {estimator} {evaluations[-1].estimates[estimator].value:.4f}")
     registry = Registry(cfg.tracking_uri, cfg.model_name, cfg.experiment, cfg.artifact_root)
     champion_error = None
     champion_version = None
@@ -89,11 +114,12 @@ def evaluate_stage(cfg: HintrlConfig, ds: str, progress: Progress = print) -> di
         if meta["feature_spec_version"] != data.feature_spec_version:
             champion_error = f"champion v{champion_version} uses feature spec {meta['feature_spec_version']}, data has {data.feature_spec_version}"
         else:
-            evaluations.append(evaluate_policy("champion", policy, data, cfg.ope))
+            evaluations.append(evaluate_policy("champion", policy, data, cfg.ope, estimator))
     report = {
         "ds": ds,
         "eval_day": window.eval_day,
         "train_days": window.train_days,
+        "gate_estimator": estimator,
         "eval_transitions": len(data),
         "eval_episodes": data.n_episodes,
         "feature_spec_version": data.feature_spec_version,
@@ -112,7 +138,7 @@ def ope_table_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
     rows = []
     for evaluation in report["evaluations"]:
         name = evaluation["policy"]
-        estimator = "behavior" if name == "behavior" else GATE_ESTIMATOR
+        estimator = "behavior" if name == "behavior" else report.get("gate_estimator", GATE_ESTIMATOR)
         est = evaluation["estimates"][estimator]
         rows.append({"policy": name, "estimator": estimator, "value": est["value"], "low": est["low"],
                      "high": est["high"], "ess": est["effective_sample_size"], "max_weight": est["max_weight"]})
@@ -126,6 +152,43 @@ def format_ope_table(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _estimate_tags(report: dict[str, Any], challenger: str, estimator: str) -> dict[str, str]:
+    """Estimates, intervals and diagnostics of the challenger, behaviour and champion as version tags."""
+    tags = {}
+    for evaluation in report["evaluations"]:
+        name = evaluation["policy"]
+        if name not in (challenger, "behavior", "champion"):
+            continue
+        est = evaluation["estimates"]["behavior" if name == "behavior" else estimator]
+        tags[f"ope.{name}"] = (f"{est['name']} {est['value']:.4f} [{est['low']:.4f}, {est['high']:.4f}] "
+                               f"ess={est['effective_sample_size']:.0f} max_weight={est['max_weight']:.2f} "
+                               f"zero_weights={est['zero_weight_share']:.3f} episodes={est['n_episodes']}")
+        for component, g in evaluation.get("guardrails", {}).items():
+            tags[f"guardrail.{name}.{component}"] = f"{g['value']:.4f} [{g['low']:.4f}, {g['high']:.4f}]"
+    return tags
+
+
+def review_markdown(report: dict[str, Any], ds: str, challenger: str, decision: GateDecision, cfg: HintrlConfig) -> str:
+    """The model version's description: what a reviewer needs, in Markdown."""
+    lines = [
+        f"**Nightly {ds}** — challenger `{challenger}`: **{'PROMOTED to champion' if decision.promote else 'not promoted'}**",
+        "",
+        f"Trained on {report['train_days'][0]}..{report['train_days'][-1]}, evaluated on {report['eval_day']} "
+        f"({report['eval_transitions']} transitions, {report['eval_episodes']} episodes), feature spec "
+        f"`{report['feature_spec_version']}`, reward preset `{cfg.reward.preset}`.",
+        "",
+        format_ope_table(report),
+        "",
+        "Gate:",
+        *[f"- {r}" for r in decision.reasons],
+    ]
+    guard = [(e["policy"], c, g) for e in report["evaluations"] for c, g in e.get("guardrails", {}).items()]
+    if guard:
+        lines += ["", "| guardrail | policy | value | 95% interval |", "|---|---|---|---|"]
+        lines += [f"| {c} | {p} | {g['value']:.4f} | [{g['low']:.4f}, {g['high']:.4f}] |" for p, c, g in guard]
+    return "\n".join(lines)
+
+
 def promote_stage(cfg: HintrlConfig, ds: str, progress: Progress = print) -> dict[str, Any]:
     from offline_rl.registry import Registry
 
@@ -133,24 +196,40 @@ def promote_stage(cfg: HintrlConfig, ds: str, progress: Progress = print) -> dic
     if not path.exists():
         raise HintrlError(f"no OPE report for ds={ds} at {path}: run `hintrl evaluate` first")
     report = json.loads(path.read_text())
+    registry = Registry(cfg.tracking_uri, cfg.model_name, cfg.experiment, cfg.artifact_root)
+    done = registry.promoted_for(ds)
+    if done is not None:  # a rerun of a nightly that already promoted: nothing new is registered
+        progress(f"promote: the nightly of {ds} already promoted version {done.version}; nothing to do")
+        return {"ds": ds, "run_id": done.run_id, "model_version": str(done.version),
+                "model_uri": f"models:/{cfg.model_name}/{done.version}", "challenger": done.tags.get("algo"),
+                "promoted": True, "already_promoted": True, "reasons": json.loads(done.tags.get("gate_reasons", "[]")),
+                "aliases": registry.aliases(), "ope_table": format_ope_table(report)}
     by_policy = {e["policy"]: e["estimates"] for e in report["evaluations"]}
     candidates = [a for a in cfg.train.algos if a in by_policy]
     if not candidates:
         raise HintrlError(f"the OPE report for ds={ds} holds no trained policy")
-    champion = by_policy.get("champion", {}).get(GATE_ESTIMATOR)
+    estimator = cfg.gate.estimator
+    if report.get("gate_estimator", GATE_ESTIMATOR) != estimator:
+        raise HintrlError(f"the OPE report for ds={ds} was made for estimator {report.get('gate_estimator')}, "
+                          f"the gate uses {estimator}: run `hintrl evaluate` again")
+    champion = by_policy.get("champion", {}).get(estimator)
+    guardrails = {e["policy"]: e.get("guardrails", {}) for e in report["evaluations"]}
 
     def gate(algo: str) -> GateDecision:
+        pairs = {c: (_estimate(guardrails[algo][c]), _estimate(guardrails["behavior"][c]))
+                 for c in cfg.gate.guardrails if c in guardrails[algo] and c in guardrails["behavior"]}
         return decide(
-            _estimate(by_policy[algo][GATE_ESTIMATOR]),
+            _estimate(by_policy[algo][estimator]),
             _estimate(by_policy["behavior"]["behavior"]),
             _estimate(champion) if champion else None,
             cfg.gate,
             report.get("champion_error"),
+            pairs,
         )
 
     # The challenger is the trained policy with the best lower bound among those the gate passes,
     # or the best lower bound overall when none passes.
-    ranked = sorted(candidates, key=lambda a: by_policy[a][GATE_ESTIMATOR]["low"], reverse=True)
+    ranked = sorted(candidates, key=lambda a: by_policy[a][estimator]["low"], reverse=True)
     decisions = {algo: gate(algo) for algo in ranked}
     challenger = next((a for a in ranked if decisions[a].promote), ranked[0])
     decision = decisions[challenger]
@@ -160,6 +239,9 @@ def promote_stage(cfg: HintrlConfig, ds: str, progress: Progress = print) -> dic
         for est_name, est in estimates.items():
             for key in ("value", "low", "high", "effective_sample_size", "max_weight"):
                 metrics[f"ope.{policy}.{est_name}.{key}"] = float(est[key])
+    for evaluation in report["evaluations"]:
+        for component, est in evaluation.get("guardrails", {}).items():
+            metrics[f"guardrail.{evaluation['policy']}.{component}"] = float(est["value"])
     for algo, meta in report["trained"].items():
         for key, value in meta["final_metrics"].items():
             metrics[f"train.{algo}.{key}"] = float(value)
@@ -167,20 +249,22 @@ def promote_stage(cfg: HintrlConfig, ds: str, progress: Progress = print) -> dic
     params = {
         "ds": ds, "eval_day": report["eval_day"], "train_days": ",".join(report["train_days"]),
         "reward_preset": cfg.reward.preset, "feature_spec_version": report["feature_spec_version"],
-        "challenger_algo": challenger, "gate_estimator": GATE_ESTIMATOR,
+        "challenger_algo": challenger, "gate_estimator": estimator,
         **{f"train.{k}": v for k, v in cfg.to_dict()["train"].items()},
         **{f"ope.{k}": v for k, v in cfg.to_dict()["ope"].items()},
         **{f"gate.{k}": v for k, v in cfg.to_dict()["gate"].items()},
     }
-    registry = Registry(cfg.tracking_uri, cfg.model_name, cfg.experiment, cfg.artifact_root)
     table = format_ope_table(report)
     tags = {"feature_spec_version": report["feature_spec_version"], "reward_preset": cfg.reward.preset,
-            "data_ds_range": f"{report['train_days'][0]}..{report['eval_day']}", "algo": challenger}
+            "data_ds_range": f"{report['train_days'][0]}..{report['eval_day']}", "algo": challenger,
+            "code_version": code_version(), "gate_estimator": estimator}
     run_id, version, model_uri = registry.log_nightly(
         ds, params, metrics, {"ope_table.md": table, "ope_report.json": json.dumps(report, indent=2)},
         {algo: staging(cfg, ds) / algo for algo in candidates}, challenger, tags,
     )
-    aliases = registry.apply_decision(version, decision.promote, decision.reasons, {"ds": ds, **tags})
+    version_tags = {"ds": ds, **tags, **_estimate_tags(report, challenger, estimator)}
+    aliases = registry.apply_decision(version, decision.promote, decision.reasons, version_tags)
+    registry.describe(version, review_markdown(report, ds, challenger, decision, cfg))
     return {
         "ds": ds, "run_id": run_id, "model_version": version, "model_uri": model_uri, "challenger": challenger,
         "promoted": decision.promote, "reasons": decision.reasons, "aliases": aliases, "ope_table": table,

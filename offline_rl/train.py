@@ -108,6 +108,11 @@ def train_policy(
         episodes=data.n_episodes, n_steps=cfg.n_steps, seconds=round(seconds, 2), final_metrics=final,
     )
     (out_dir / "policy.json").write_text(json.dumps(trained.to_json(), indent=2))
+    from offline_rl.policies import QSoftmaxPolicy
+    from offline_rl.serving import TORCHSCRIPT_FILE, export_torchscript
+
+    export_torchscript(QSoftmaxPolicy(algo, data.state_dim, cfg.temperature, name), data.observations[:64],
+                       out_dir / TORCHSCRIPT_FILE)
     progress(f"train {name}: {cfg.n_steps} steps in {seconds:.1f}s ({cfg.n_steps / max(seconds, 1e-9):.0f} steps/s), {final}")
     return trained
 

@@ -13,11 +13,12 @@ FAST_SETTINGS = {
     "train.train_days": 2, "train.n_steps": 200, "train.n_steps_per_epoch": 100, "ope.n_bootstrap": 200,
     # A permissive gate, so that the first night promotes and the second faces a champion.
     "gate.min_margin_over_behavior": -100, "gate.min_margin_over_champion": -100, "gate.min_effective_sample_size": 0,
+    "gate.guardrails": {"purchased": 100},
 }
 
 
 def as_flags(settings):
-    return [arg for key, value in settings.items() for arg in ("--set", f"{key}={value}")]
+    return [arg for key, value in settings.items() for arg in ("--set", f"{key}={json.dumps(value)}")]
 
 
 FAST = as_flags(FAST_SETTINGS)
@@ -33,7 +34,7 @@ def hintrl(home, *args):
 @pytest.fixture(scope="module")
 def two_nights(tmp_path_factory):
     home = tmp_path_factory.mktemp("home")
-    hintrl(home, "simulate", "--ds", "2026-11-01", "--days", "4", *SMALL_WORLD)
+    hintrl(home, "simulate", "--ds", "2026-11-01", "--days", "5", *SMALL_WORLD)
     first = hintrl(home, "nightly", "--ds", "2026-11-04", *FAST)
     second = hintrl(home, "nightly", "--ds", "2026-11-05", *FAST)
     return home, first, second
@@ -56,6 +57,10 @@ def test_first_night_promotes_and_prints_a_summary(two_nights):
     assert v1.tags["gate_decision"] == "promote" and v1.tags["ds"] == "2026-11-04"
     assert v1.tags["data_ds_range"] == "2026-11-01..2026-11-03"
     assert json.loads(v1.tags["gate_reasons"])[1] == "passed: no current champion"
+    assert v1.tags["code_version"].startswith("0.1.0") and v1.tags["ope.behavior"].startswith("behavior ")
+    assert v1.tags[f"ope.{v1.tags['algo']}"].startswith("wpdis ") and "ess=" in v1.tags["ope.behavior"]
+    assert "guardrail.behavior.purchased" in v1.tags
+    assert "PROMOTED to champion" in v1.description and "| policy | estimator | value |" in v1.description
 
 
 def test_second_night_evaluates_the_champion_on_the_same_day(two_nights):
@@ -85,12 +90,163 @@ def test_champion_loads_as_a_pyfunc_and_masks_candidates(two_nights):
     assert sum(out.probabilities[0]) == pytest.approx(1.0)
 
 
+def _free_port():
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _serve(args, env_extra, ready_url, timeout_s=180):
+    """Start an MLflow server process on loopback and wait until `ready_url` answers."""
+    import os
+    import time
+    import urllib.request
+    from pathlib import Path
+
+    bin_dir = str(Path(sys.executable).parent)
+    env = {**os.environ, "PATH": bin_dir + os.pathsep + os.environ.get("PATH", ""), **env_extra}
+    proc = subprocess.Popen([str(Path(bin_dir) / "mlflow"), *args], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"mlflow {args[0]} exited: {proc.stderr.read()[-3000:]}")
+        try:
+            with urllib.request.urlopen(ready_url, timeout=2) as response:
+                if response.status == 200:
+                    return proc
+        except OSError:
+            time.sleep(1)
+    proc.kill()
+    raise AssertionError(f"mlflow {args[0]} did not answer {ready_url} in {timeout_s}s")
+
+
+def test_registered_model_gives_the_evaluated_policys_probabilities_and_torchscript(two_nights):
+    import mlflow.pyfunc
+    import numpy as np
+    import pandas as pd
+    import torch
+
+    from hintrl.lake import Lake
+    from offline_rl.dataset import load_transitions
+    from offline_rl.train import load_policy
+
+    home, _, _ = two_nights
+    mlflow.set_tracking_uri(f"sqlite:///{home / 'mlflow.db'}")
+    model = mlflow.pyfunc.load_model("models:/hintrl_hint_policy@champion")
+    algo = registry(home).get_model_version("hintrl_hint_policy", "2").tags["algo"]
+    evaluated, _ = load_policy(home / "staging" / "ds=2026-11-05" / algo)  # what the gate evaluated
+    data = load_transitions(Lake(str(home / "lake")), ["2026-11-04"], 8)
+    rows = np.arange(0, len(data), max(1, len(data) // 200))
+    candidates = [list(np.flatnonzero(data.masks[i])) for i in rows]
+    out = model.predict(pd.DataFrame({"state": list(data.states[rows]), "candidates": candidates}))
+    expected = evaluated.action_probabilities(data.observations[rows])
+    for got, cands, exp in zip(out.probabilities, candidates, expected):
+        np.testing.assert_allclose(got, exp[cands], atol=1e-6)
+    scripted = torch.jit.load(str(home / "staging" / "ds=2026-11-05" / algo / "policy_torchscript.pt"))
+    np.testing.assert_allclose(scripted(torch.as_tensor(data.observations[rows])).numpy(), expected, atol=1e-6)
+
+
+def test_served_model_builds_the_state_from_feature_rows_with_its_bundled_spec(two_nights):
+    import mlflow.pyfunc
+    import numpy as np
+    import pandas as pd
+
+    home, _, _ = two_nights
+    lake, day = home / "lake", "ds=2026-11-04"
+    transitions = pd.read_parquet(lake / "mdp" / "transitions" / day, columns=["event_id", "state", "candidates"])
+    transitions = transitions.sample(n=min(150, len(transitions)), random_state=0)
+    pv = pd.read_parquet(lake / "validated" / "search_pv" / day, columns=["event_id", "user_id", "query_id", "candidates"])
+    rows = (pv.merge(pd.read_parquet(lake / "features" / "pv_rt" / day).drop(columns=["ts", "session_id", "user_id", "query_id"]), on="event_id")
+            .merge(pd.read_parquet(lake / "features" / "user_lt" / day), on="user_id", how="left")
+            .merge(pd.read_parquet(lake / "features" / "query_lt" / day), on="query_id", how="left"))
+    rows = rows.set_index("event_id").loc[transitions.event_id].reset_index()
+    mlflow.set_tracking_uri(f"sqlite:///{home / 'mlflow.db'}")
+    model = mlflow.pyfunc.load_model("models:/hintrl_hint_policy@champion")
+    from_features = model.predict(rows)  # full candidates + shown_in_session: the model removes what was shown
+    from_states = model.predict(pd.DataFrame({"state": list(transitions.state), "candidates": list(transitions.candidates)}))
+    assert [list(c) for c in from_features.candidates] == [list(c) for c in transitions.candidates]
+    for a, b in zip(from_features.probabilities, from_states.probabilities):
+        np.testing.assert_allclose(a, b, atol=1e-4)
+
+
+def test_mlflow_models_serve_answers_with_the_champion(two_nights):
+    import json as _json
+    import urllib.request
+
+    home, _, _ = two_nights
+    port = _free_port()
+    proc = _serve(["models", "serve", "-m", "models:/hintrl_hint_policy@champion", "--env-manager", "local",
+                   "--host", "127.0.0.1", "--port", str(port)],
+                  {"MLFLOW_TRACKING_URI": f"sqlite:///{home / 'mlflow.db'}"}, f"http://127.0.0.1:{port}/ping")
+    try:
+        state_dim = json.loads((home / "staging" / "ds=2026-11-05" / "cql" / "policy.json").read_text())["state_dim"]
+        body = {"dataframe_split": {"columns": ["state", "candidates"], "data": [[[0.1] * state_dim, [1, 4, 6]]]}}
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/invocations", data=_json.dumps(body).encode(),
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=60) as response:
+            prediction = _json.loads(response.read())["predictions"][0]
+        assert prediction["hint_type"] in (1, 4, 6) and sum(prediction["probabilities"]) == pytest.approx(1.0)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def test_gate_and_registry_against_a_real_mlflow_server(two_nights, tmp_path):
+    home, _, _ = two_nights
+    port = _free_port()
+    proc = _serve(["server", "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}",
+                   "--artifacts-destination", str(tmp_path / "artifacts"), "--host", "127.0.0.1", "--port", str(port)],
+                  {}, f"http://127.0.0.1:{port}/health")
+    uri = f"http://127.0.0.1:{port}"
+    try:
+        out = hintrl(home, "promote", "--ds", "2026-11-05", "--mlflow-uri", uri, *FAST)
+        assert "PROMOTED models:/hintrl_hint_policy/1" in out
+        status = json.loads(hintrl(home, "registry", "status", "--mlflow-uri", uri, "--json").splitlines()[-1])
+        assert status["aliases"]["champion"]["version"] == "1" and status["aliases"]["champion"]["ds"] == "2026-11-05"
+        assert "already promoted version 1" in hintrl(home, "promote", "--ds", "2026-11-05", "--mlflow-uri", uri, *FAST)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    # the server is gone: the gate fails closed, in one line
+    failed = subprocess.run([sys.executable, "-m", "hintrl.cli", "promote", "--ds", "2026-11-05", "--mlflow-uri", uri,
+                             "--home", str(home)], capture_output=True, text=True, timeout=300)
+    assert failed.returncode == 1
+    assert failed.stderr.startswith("error: MLflow tracking server") and "unreachable" in failed.stderr
+
+
+def test_rerunning_a_promoted_night_registers_nothing(two_nights):
+    home, _, _ = two_nights
+    out = hintrl(home, "promote", "--ds", "2026-11-05", *FAST)
+    assert "already promoted version 2" in out
+    assert len(registry(home).search_model_versions("name='hintrl_hint_policy'")) == 2
+
+
 def test_a_strict_gate_keeps_the_champion(two_nights):
     home, _, _ = two_nights
-    strict = as_flags({**FAST_SETTINGS, "gate.min_margin_over_behavior": 100})
-    out = hintrl(home, "promote", "--ds", "2026-11-05", *strict)
-    assert "NOT PROMOTED" in out and "failed: wpdis lower bound" in out
+    strict = as_flags({**FAST_SETTINGS, "gate.min_margin_over_behavior": 100, "gate.guardrails": {"purchased": 0}})
+    out = hintrl(home, "nightly", "--ds", "2026-11-06", *strict)
+    assert "Gate: NOT PROMOTED" in out and "failed: wpdis lower bound" in out
     client = registry(home)
     aliases = client.get_registered_model("hintrl_hint_policy").aliases
     assert str(aliases["champion"]) == "2" and str(aliases["challenger"]) == "3"
-    assert client.get_model_version("hintrl_hint_policy", "3").tags["gate_decision"] == "reject"
+    v3 = client.get_model_version("hintrl_hint_policy", "3")
+    assert v3.tags["gate_decision"] == "reject" and "not promoted" in v3.description
+
+
+def test_registry_status_and_rollback_record_who_and_why(two_nights):
+    home, _, _ = two_nights
+    status = json.loads(hintrl(home, "registry", "status", "--json").splitlines()[-1])
+    assert status["aliases"]["champion"]["version"] == "2" and status["aliases"]["previous_champion"]["version"] == "1"
+    out = hintrl(home, "registry", "rollback", "--reason", "CTR dropped in the A/B test", "--by", "alice", "--json")
+    after = json.loads(out.splitlines()[-1])["aliases"]
+    assert after["champion"]["version"] == "1" and "previous_champion" not in after
+    client = registry(home)
+    v1, v2 = (client.get_model_version("hintrl_hint_policy", v) for v in ("1", "2"))
+    assert (v1.tags["restored_by"], v1.tags["restored_reason"]) == ("alice", "CTR dropped in the A/B test")
+    assert (v2.tags["rolled_back_by"], v2.tags["rolled_back_to"]) == ("alice", "1")
+    proc = subprocess.run([sys.executable, "-m", "hintrl.cli", "registry", "rollback", "--reason", "again",
+                           "--home", str(home)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1 and "no previous_champion to roll back to" in proc.stderr

@@ -8,7 +8,7 @@ def est(value, low, high, ess=500.0, name="wpdis"):
 
 
 BEHAVIOR = est(0.20, 0.19, 0.21, name="behavior")
-CFG = GateConfig(min_margin_over_behavior=0.0, min_margin_over_champion=0.0, min_effective_sample_size=100)
+CFG = GateConfig(min_margin_over_behavior=0.0, min_margin_over_champion=0.0, min_effective_sample_size=100, guardrails={})
 
 
 def test_promotes_when_lower_bound_beats_behaviour_and_no_champion():
@@ -44,3 +44,31 @@ def test_fails_closed_on_missing_or_broken_inputs():
     assert not decide(est(float("nan"), 0.2, 0.3), BEHAVIOR, None, CFG).promote
     d = decide(est(0.25, 0.22, 0.28), BEHAVIOR, None, CFG, champion_error="spec mismatch")
     assert not d.promote and "spec mismatch" in d.reasons[0]
+
+
+def test_largest_weight_above_the_limit_fails():
+    heavy = Estimate("wpdis", 0.25, 0.22, 0.28, 500.0, 2500.0, 0.0, 1000)
+    d = decide(heavy, BEHAVIOR, None, CFG)
+    assert not d.promote and d.reasons == ["failed: largest weight 2500.00 vs maximum 1000"]
+    assert decide(heavy, BEHAVIOR, None, GateConfig(max_weight=0, guardrails={})).promote  # 0: no limit
+
+
+def test_guardrails_hold_back_a_policy_that_loses_purchases_and_fail_closed_when_missing():
+    cfg = GateConfig(guardrails={"purchased": 0.01})
+    good = est(0.25, 0.22, 0.28)
+    logged = est(0.050, 0.045, 0.055, name="behavior")
+    assert decide(good, BEHAVIOR, None, cfg, guardrails={"purchased": (est(0.041, 0.03, 0.05), logged)}).promote
+    d = decide(good, BEHAVIOR, None, cfg, guardrails={"purchased": (est(0.039, 0.03, 0.05), logged)})
+    assert not d.promote
+    assert d.reasons == ["failed: guardrail purchased: 0.0390 vs behaviour 0.0500 - allowed drop 0.01"]
+    d = decide(good, BEHAVIOR, None, cfg)
+    assert not d.promote and d.reasons == ["failed: guardrail purchased: no finite estimate: fail closed"]
+
+
+def test_gate_config_is_validated():
+    import pytest
+
+    with pytest.raises(ValueError, match="gate.estimator"):
+        GateConfig(estimator="dr")
+    with pytest.raises(ValueError, match="unknown reward component"):
+        GateConfig(guardrails={"revenue": 1.0})

@@ -111,3 +111,32 @@ def test_cql_logsumexp_ignores_invalid_actions(trained):
     valid_lse = torch.logsumexp(torch.where(mask, q, torch.full_like(q, -torch.inf)), dim=1)
     data_q = q.gather(1, actions.view(-1, 1)).squeeze(1)
     assert loss == pytest.approx((valid_lse - data_q).mean().item(), rel=1e-5)
+
+
+def test_torchscript_export_gives_the_served_probabilities(tmp_path):
+    import d3rlpy
+    import torch
+
+    from offline_rl.masked_q import (
+        MaskedMeanQFunctionFactory,
+        MaskedStateEncoderFactory,
+    )
+    from offline_rl.policies import QSoftmaxPolicy
+    from offline_rl.serving import export_torchscript
+
+    state_dim, n_actions = 5, 4
+    algo = d3rlpy.algos.DoubleDQNConfig(
+        encoder_factory=MaskedStateEncoderFactory(state_dim=state_dim, hidden_units=[8]),
+        q_func_factory=MaskedMeanQFunctionFactory(state_dim=state_dim),
+    ).create(device="cpu:0")
+    algo.create_impl((state_dim + n_actions,), n_actions)
+    policy = QSoftmaxPolicy(algo, state_dim, 0.5, "dqn")
+    rng = np.random.default_rng(0)
+    masks = rng.random((32, n_actions)) < 0.5
+    masks[:, 0] = True
+    obs = np.concatenate([rng.normal(size=(32, state_dim)), masks], axis=1).astype(np.float32)
+    path = export_torchscript(policy, obs[:4], tmp_path / "policy.pt")
+    scripted = torch.jit.load(str(path))
+    probs = scripted(torch.as_tensor(obs)).numpy()
+    np.testing.assert_allclose(probs, policy.action_probabilities(obs), atol=1e-6)
+    assert (probs[~masks] == 0).all()
