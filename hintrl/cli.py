@@ -203,7 +203,7 @@ def cmd_ope(cfg: HintrlConfig, args: argparse.Namespace) -> dict[str, Any]:
     import numpy as np
     import pyarrow.parquet as pq
 
-    from offline_rl.ope import DR_ESTIMATORS, ESTIMATORS, IS_ESTIMATORS, Episodes
+    from offline_rl.ope import DR_ESTIMATORS, IS_ESTIMATORS, Episodes, estimate_all
 
     try:
         table = pq.read_table(args.input)
@@ -229,11 +229,11 @@ def cmd_ope(cfg: HintrlConfig, args: argparse.Namespace) -> dict[str, Any]:
     )
     names = IS_ESTIMATORS + (DR_ESTIMATORS if has_models else ())
     estimates, per_estimator = {}, {}
-    for name in names:
-        est = ESTIMATORS[name](args.gamma).estimate(ep, cfg.ope.n_bootstrap, cfg.ope.confidence, cfg.ope.seed)
+    for name, est in estimate_all(ep, names, args.gamma, cfg.ope.n_bootstrap, cfg.ope.confidence, cfg.ope.seed).items():
         estimates[name] = {"value": est.value, "low": est.low, "high": est.high}
         per_estimator[name] = {"effective_sample_size": est.effective_sample_size, "max_weight": est.max_weight,
-                               "zero_weight_share": est.zero_weight_share}
+                               "zero_weight_share": est.zero_weight_share,
+                               "bernstein_low": est.bernstein_low}
     report = {
         "estimates": estimates,
         "diagnostics": {"n_episodes": ep.n, "n_steps": int(ep.lengths.sum()), "gamma": args.gamma,

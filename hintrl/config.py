@@ -119,6 +119,13 @@ class OPEConfig:
     n_bootstrap: int = 1000
     confidence: float = 0.95
     seed: int = 0
+    # Fitted Q evaluation of each stochastic policy (offline_rl/fqe.py) for the direct method and
+    # DR / WDR; 0 steps: no FQE.
+    fqe_steps: int = 1000
+    fqe_learning_rate: float = 3e-4
+    fqe_batch_size: int = 256
+    fqe_target_update_interval: int = 100
+    fqe_hidden_units: tuple[int, ...] = (64, 64)
 
 
 GATE_ESTIMATORS = ("is", "wis", "pdis", "wpdis")
@@ -128,8 +135,10 @@ GATE_ESTIMATORS = ("is", "wis", "pdis", "wpdis")
 class GateConfig:
     """The promotion gate (offline_rl/gate.py). Everything is compared on the same held-out day."""
 
-    # The deciding estimator; the lower bound of its interval must clear the bars below.
+    # The deciding estimator; its lower bound must clear the bars below: the bootstrap interval's
+    # ("bootstrap"), or the empirical-Bernstein bound ("bernstein", for the unnormalised is and pdis).
     estimator: str = "wpdis"
+    bound: str = "bootstrap"
     min_margin_over_behavior: float = 0.0
     min_margin_over_champion: float = 0.0
     min_effective_sample_size: float = 100.0
@@ -144,6 +153,10 @@ class GateConfig:
 
         if self.estimator not in GATE_ESTIMATORS:
             raise ValueError(f"gate.estimator must be one of {', '.join(GATE_ESTIMATORS)}, got {self.estimator!r}")
+        if self.bound not in ("bootstrap", "bernstein"):
+            raise ValueError(f"gate.bound must be bootstrap or bernstein, got {self.bound!r}")
+        if self.bound == "bernstein" and self.estimator not in ("is", "pdis"):
+            raise ValueError("gate.bound=bernstein needs gate.estimator is or pdis (a mean of independent episode terms)")
         unknown = [c for c in self.guardrails if c not in COMPONENTS]
         if unknown:
             raise ValueError(f"gate.guardrails: unknown reward component(s) {unknown}; known: {', '.join(COMPONENTS)}")

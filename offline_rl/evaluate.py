@@ -3,13 +3,25 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from hintrl.config import OPEConfig
 from offline_rl.dataset import Transitions
-from offline_rl.ope import ESTIMATORS, BehaviorValue, Episodes, Estimate, OPEInputError
-from offline_rl.policies import Policy, probability_of
+from offline_rl.ope import (
+    DR_ESTIMATORS,
+    ESTIMATORS,
+    BehaviorValue,
+    Episodes,
+    Estimate,
+    OPEInputError,
+    estimate_all,
+)
+from offline_rl.policies import Policy
+
+if TYPE_CHECKING:
+    from offline_rl.fqe import FittedQ
 
 GATE_ESTIMATOR = "wpdis"
 REPORTED_ESTIMATORS = ("wpdis", "pdis", "wis", "is")
@@ -22,10 +34,25 @@ class PolicyEvaluation:
     # Guardrail metrics: per reward component, its per-episode value (the gate's estimator for a
     # target policy, the on-policy mean for behaviour).
     guardrails: dict[str, Estimate] = field(default_factory=dict)
+    # For the report: mean probability of each action over the held-out steps (the logged
+    # frequency for behaviour), and a histogram of log10 episode weights.
+    action_share: list[float] = field(default_factory=list)
+    weight_histogram: dict[str, list[float]] = field(default_factory=dict)
 
     def to_json(self) -> dict:
         return {"policy": self.policy, "estimates": {k: v.to_json() for k, v in self.estimates.items()},
-                "guardrails": {k: v.to_json() for k, v in self.guardrails.items()}}
+                "guardrails": {k: v.to_json() for k, v in self.guardrails.items()},
+                "action_share": self.action_share, "weight_histogram": self.weight_histogram}
+
+
+WEIGHT_BINS = np.linspace(-3.0, 3.0, 25)  # log10 of the episode weight
+
+
+def _weight_histogram(weights: np.ndarray) -> dict[str, list[float]]:
+    positive = weights[weights > 0]
+    counts, _ = np.histogram(np.clip(np.log10(positive), WEIGHT_BINS[0], WEIGHT_BINS[-1]), bins=WEIGHT_BINS)
+    return {"log10_edges": WEIGHT_BINS.tolist(), "counts": counts.astype(float).tolist(),
+            "zero": float((weights == 0).sum())}
 
 
 def check_logged_actions(data: Transitions) -> None:
@@ -34,9 +61,11 @@ def check_logged_actions(data: Transitions) -> None:
         raise OPEInputError(f"{int((~in_mask).sum())} logged actions are outside their step's candidates")
 
 
-def _episodes(data: Transitions, target_probs: np.ndarray, rewards: np.ndarray | None = None) -> Episodes:
+def _episodes(data: Transitions, target_probs: np.ndarray, rewards: np.ndarray | None = None,
+              fitted: "FittedQ | None" = None) -> Episodes:
     return Episodes.from_steps(data.episode_ids, data.steps, data.rewards if rewards is None else rewards,
-                               data.propensities, target_probs)
+                               data.propensities, target_probs,
+                               None if fitted is None else fitted.q_hat, None if fitted is None else fitted.v_hat)
 
 
 def evaluate_behavior(data: Transitions, cfg: OPEConfig) -> PolicyEvaluation:
@@ -45,8 +74,9 @@ def evaluate_behavior(data: Transitions, cfg: OPEConfig) -> PolicyEvaluation:
         ep = _episodes(data, data.propensities, rewards)
         return BehaviorValue(cfg.gamma).estimate(ep, cfg.n_bootstrap, cfg.confidence, cfg.seed)
 
+    share = np.bincount(data.actions, minlength=data.n_actions) / len(data)
     return PolicyEvaluation("behavior", {"behavior": value(None)},
-                            {c: value(r) for c, r in data.components.items()})
+                            {c: value(r) for c, r in data.components.items()}, share.tolist())
 
 
 def evaluate_policy(name: str, policy: Policy, data: Transitions, cfg: OPEConfig,
@@ -54,14 +84,18 @@ def evaluate_policy(name: str, policy: Policy, data: Transitions, cfg: OPEConfig
     """Every reported estimator for `policy`, with pi evaluated at the logged action, and the
     guardrail estimator on every reward component loaded with `data`."""
     check_logged_actions(data)
-    target = probability_of(policy, data.observations, data.actions)
-    ep = _episodes(data, target)
+    probs = policy.action_probabilities(data.observations)
+    target = probs[np.arange(len(data)), data.actions]
+    fitted = None
+    if cfg.fqe_steps > 0 and hasattr(policy, "algo"):
+        from offline_rl.fqe import fit_fqe
+
+        fitted = fit_fqe(policy, data, cfg)  # type: ignore[arg-type]
+    ep = _episodes(data, target, fitted=fitted)
+    names = REPORTED_ESTIMATORS + (DR_ESTIMATORS if fitted is not None else ())
     guardrails = {
         c: ESTIMATORS[guardrail_estimator](cfg.gamma).estimate(_episodes(data, target, r), cfg.n_bootstrap, cfg.confidence, cfg.seed)
         for c, r in data.components.items()
     }
-    return PolicyEvaluation(
-        name,
-        {est: ESTIMATORS[est](cfg.gamma).estimate(ep, cfg.n_bootstrap, cfg.confidence, cfg.seed) for est in REPORTED_ESTIMATORS},
-        guardrails,
-    )
+    return PolicyEvaluation(name, estimate_all(ep, names, cfg.gamma, cfg.n_bootstrap, cfg.confidence, cfg.seed),
+                            guardrails, probs.mean(axis=0).tolist(), _weight_histogram(ep.trajectory_weights))

@@ -26,7 +26,7 @@ class GateDecision:
         return ("PROMOTE: " if self.promote else "REJECT: ") + "; ".join(self.reasons)
 
 
-def _finite(*values: float) -> bool:
+def _finite(*values: float | None) -> bool:
     return all(isinstance(v, (int, float)) and math.isfinite(v) for v in values)
 
 
@@ -42,22 +42,24 @@ def decide(
     each reward component of `cfg.guardrails` to (challenger's estimate, behaviour's value)."""
     if challenger is None or behavior is None:
         return GateDecision(False, ["missing challenger or behaviour estimate: fail closed"])
-    if not _finite(challenger.value, challenger.low, challenger.high, behavior.value):
+    low = challenger.low if cfg.bound == "bootstrap" else challenger.bernstein_low
+    label = "lower bound" if cfg.bound == "bootstrap" else "Bernstein lower bound"
+    if not _finite(challenger.value, low, challenger.high, behavior.value):
         return GateDecision(False, ["non-finite estimate: fail closed"])
     if champion_error:
         return GateDecision(False, [f"champion could not be evaluated on the same data ({champion_error}): fail closed"])
     failures, passes = [], []
     bar = behavior.value + cfg.min_margin_over_behavior
-    text = f"{challenger.name} lower bound {challenger.low:.4f} vs behaviour {behavior.value:.4f} + margin {cfg.min_margin_over_behavior:g}"
-    (passes if challenger.low > bar else failures).append(text)
+    text = f"{challenger.name} {label} {low:.4f} vs behaviour {behavior.value:.4f} + margin {cfg.min_margin_over_behavior:g}"
+    (passes if low > bar else failures).append(text)
     if champion is None:
         passes.append("no current champion")
     elif not _finite(champion.value):
         failures.append("champion estimate is not finite: fail closed")
     else:
         bar = champion.value + cfg.min_margin_over_champion
-        text = f"{challenger.name} lower bound {challenger.low:.4f} vs champion {champion.value:.4f} + margin {cfg.min_margin_over_champion:g}"
-        (passes if challenger.low > bar else failures).append(text)
+        text = f"{challenger.name} {label} {low:.4f} vs champion {champion.value:.4f} + margin {cfg.min_margin_over_champion:g}"
+        (passes if low > bar else failures).append(text)
     ess_text = f"effective sample size {challenger.effective_sample_size:.0f} vs minimum {cfg.min_effective_sample_size:g}"
     (passes if challenger.effective_sample_size >= cfg.min_effective_sample_size else failures).append(ess_text)
     if cfg.max_weight > 0:

@@ -17,12 +17,14 @@ Estimators (Precup et al. 2000; Thomas 2015):
   wpdis     num = w_{i,t} r,        den = w_{i,t}
   dr        num = w_t (r - q) + w_{t-1} v,      den = 1       (Jiang & Li 2016; w_{-1} = 1)
   wdr       [num = w_t (r - q), den = w_t] + [num = w_{t-1} v, den = w_{t-1}]   (Thomas & Brunskill 2016)
+  dm        num = v at t = 0,       den = 1             the direct method
 where q = Q(s_t, a_t) and v = E_pi Q(s_t, .) come from a model of the target policy's value.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -48,11 +50,11 @@ class Episodes:
     def n(self) -> int:
         return self.rewards.shape[0]
 
-    @property
+    @cached_property
     def ratios(self) -> np.ndarray:
         return self.target_probs / self.behavior_probs
 
-    @property
+    @cached_property
     def cumulative_weights(self) -> np.ndarray:
         return np.cumprod(self.ratios, axis=1)
 
@@ -60,7 +62,7 @@ class Episodes:
     def trajectory_weights(self) -> np.ndarray:
         return self.cumulative_weights[:, -1]
 
-    @property
+    @cached_property
     def previous_weights(self) -> np.ndarray:
         """w_{t-1}, with w_{-1} = 1."""
         w = self.cumulative_weights
@@ -137,9 +139,28 @@ class Estimate:
     max_weight: float
     zero_weight_share: float
     n_episodes: int
+    # Empirical-Bernstein lower bound at the interval's confidence; None for the self-normalised
+    # estimators, which are not means of independent per-episode terms.
+    bernstein_low: float | None = None
 
     def to_json(self) -> dict[str, float | str | int]:
         return dict(self.__dict__)
+
+
+def empirical_bernstein_lower_bound(x: np.ndarray, confidence: float, value_range: float | None = None) -> float:
+    """Lower confidence bound on E[X] from iid X_1..X_n in an interval of width `value_range`
+    (Maurer & Pontil 2009, Theorem 4): with probability >= confidence,
+
+        E X >= mean - sqrt(2 V ln(2/d) / n) - 7 R ln(2/d) / (3 (n - 1)),   d = 1 - confidence,
+
+    V the sample variance. Without `value_range` the observed range max - min stands in for R."""
+    x = np.asarray(x, dtype=np.float64)
+    n = len(x)
+    if n < 2:
+        return float("-inf")
+    log_term = np.log(2.0 / (1.0 - confidence))
+    width = float(x.max() - x.min()) if value_range is None else float(value_range)
+    return float(x.mean() - np.sqrt(2.0 * x.var(ddof=1) * log_term / n) - 7.0 * width * log_term / (3.0 * (n - 1)))
 
 
 class RatioEstimator:
@@ -152,7 +173,8 @@ class RatioEstimator:
             raise ValueError("gamma must be in [0, 1]")
         self.gamma = gamma
 
-    def terms(self, ep: Episodes) -> list[tuple[np.ndarray, np.ndarray]]:
+    def terms(self, ep: Episodes) -> list[tuple[np.ndarray, np.ndarray | None]]:
+        """(numerator, denominator) matrices, episodes x steps; a None denominator counts episodes."""
         raise NotImplementedError
 
     def weights(self, ep: Episodes) -> np.ndarray:
@@ -166,21 +188,32 @@ class RatioEstimator:
         return per_step @ discount
 
     def estimate_policy_value(self, ep: Episodes) -> float:
-        return float(sum(self._combine(num.sum(axis=0), den.sum(axis=0)) for num, den in self.terms(ep)))
+        return float(sum(self._combine(num.sum(axis=0), np.full(num.shape[1], float(ep.n)) if den is None else den.sum(axis=0))
+                         for num, den in self.terms(ep)))
+
+    def replicate_values(self, ep: Episodes, counts: np.ndarray) -> np.ndarray:
+        """The estimate on each bootstrap replicate, given its resampling counts (replicates x episodes)."""
+        return bootstrap_values(ep, [self], counts)[self.name]
 
     def estimate_interval(
         self, ep: Episodes, n_bootstrap: int = 1000, confidence: float = 0.95, seed: int = 0
     ) -> tuple[float, float]:
         """Percentile bootstrap over episodes."""
-        rng = np.random.default_rng(seed)
-        counts = rng.multinomial(ep.n, np.full(ep.n, 1.0 / ep.n), size=n_bootstrap).astype(np.float64)
-        values = sum(self._combine(counts @ num, counts @ den) for num, den in self.terms(ep))
-        alpha = (1.0 - confidence) / 2.0
-        low, high = np.quantile(values, [alpha, 1.0 - alpha])
-        return float(low), float(high)
+        return bootstrap_intervals(ep, [self], n_bootstrap, confidence, seed)[self.name]
 
-    def estimate(self, ep: Episodes, n_bootstrap: int = 1000, confidence: float = 0.95, seed: int = 0) -> Estimate:
-        low, high = self.estimate_interval(ep, n_bootstrap, confidence, seed)
+    def per_episode(self, ep: Episodes) -> np.ndarray | None:
+        """Each episode's discounted contribution when the estimate is their plain mean (no
+        self-normalisation), else None."""
+        terms = self.terms(ep)
+        if len(terms) != 1 or terms[0][1] is not None:
+            return None
+        return terms[0][0] @ (self.gamma ** np.arange(ep.rewards.shape[1]))
+
+    def estimate(self, ep: Episodes, n_bootstrap: int = 1000, confidence: float = 0.95, seed: int = 0,
+                 interval: tuple[float, float] | None = None) -> Estimate:
+        low, high = interval or self.estimate_interval(ep, n_bootstrap, confidence, seed)
+        contributions = self.per_episode(ep)
+        bernstein = None if contributions is None else empirical_bernstein_lower_bound(contributions, confidence)
         w = self.weights(ep)
         ess = float(w.sum() ** 2 / (w**2).sum()) if (w**2).sum() > 0 else 0.0
         return Estimate(
@@ -192,14 +225,93 @@ class RatioEstimator:
             max_weight=float(w.max()),
             zero_weight_share=float((w == 0).mean()),
             n_episodes=ep.n,
+            bernstein_low=bernstein,
         )
+
+
+# Replicates resampled at a time: bounds memory to BOOTSTRAP_CHUNK x episodes counts.
+BOOTSTRAP_CHUNK = 25
+
+
+def bootstrap_counts(n: int, n_bootstrap: int, seed: int, chunk: int = BOOTSTRAP_CHUNK):  # type: ignore[no-untyped-def]
+    """Resampling counts of n episodes (n draws with replacement per replicate), a chunk of
+    replicates at a time; the same seed gives the same replicates whoever asks."""
+    rng = np.random.default_rng(seed)
+    for start in range(0, n_bootstrap, chunk):
+        k = min(chunk, n_bootstrap - start)
+        draws = rng.integers(0, n, size=(k, n), dtype=np.int64)
+        draws += (np.arange(k, dtype=np.int64) * n)[:, None]
+        yield np.bincount(draws.ravel(), minlength=k * n).reshape(k, n).astype(np.float64)
+
+
+class _StackedTerms:
+    """The numerator and denominator matrices of several estimators side by side, so that one
+    matrix product per chunk of replicates gives every column sum every estimator needs."""
+
+    def __init__(self, ep: Episodes, estimators: list["RatioEstimator"]):
+        self.horizon = ep.rewards.shape[1]
+        blocks: list[np.ndarray] = []
+        self.layout: dict[str, list[tuple[int, int | None]]] = {}
+        for e in estimators:
+            self.layout[e.name] = []
+            for num, den in e.terms(ep):
+                blocks.append(num)
+                num_at = len(blocks) - 1
+                den_at = None
+                if den is not None:
+                    blocks.append(den)
+                    den_at = len(blocks) - 1
+                self.layout[e.name].append((num_at, den_at))
+        # Stored transposed: OpenBLAS multiplies (columns x episodes) @ (episodes x replicates) fastest.
+        self.matrix_t = np.ascontiguousarray(np.concatenate(blocks, axis=1).T)
+        self.estimators = {e.name: e for e in estimators}
+
+    def values(self, counts: np.ndarray) -> dict[str, np.ndarray]:
+        sums = (self.matrix_t @ counts.T).T
+        episodes = np.repeat(counts.sum(axis=1, keepdims=True), self.horizon, axis=1)
+        h = self.horizon
+
+        def block(i: int | None) -> np.ndarray:
+            return episodes if i is None else sums[:, i * h:(i + 1) * h]
+
+        return {name: sum(self.estimators[name]._combine(block(n), block(d)) for n, d in parts)
+                for name, parts in self.layout.items()}
+
+
+def bootstrap_values(ep: Episodes, estimators: list["RatioEstimator"], counts: np.ndarray) -> dict[str, np.ndarray]:
+    """Each estimator on each replicate of `counts` (replicates x episodes)."""
+    return _StackedTerms(ep, estimators).values(counts)
+
+
+def bootstrap_intervals(ep: Episodes, estimators: list["RatioEstimator"], n_bootstrap: int = 1000,
+                        confidence: float = 0.95, seed: int = 0) -> dict[str, tuple[float, float]]:
+    """Percentile intervals of several estimators from one shared set of bootstrap replicates."""
+    stacked = _StackedTerms(ep, estimators)
+    values: dict[str, list[np.ndarray]] = {e.name: [] for e in estimators}
+    for counts in bootstrap_counts(ep.n, n_bootstrap, seed):
+        for name, v in stacked.values(counts).items():
+            values[name].append(np.atleast_1d(v))
+    alpha = (1.0 - confidence) / 2.0
+    out = {}
+    for name, parts in values.items():
+        low, high = np.quantile(np.concatenate(parts), [alpha, 1.0 - alpha])
+        out[name] = (float(low), float(high))
+    return out
+
+
+def estimate_all(ep: Episodes, names: tuple[str, ...], gamma: float = 1.0, n_bootstrap: int = 1000,
+                 confidence: float = 0.95, seed: int = 0) -> dict[str, Estimate]:
+    """Every named estimator with its diagnostics and bootstrap interval (replicates shared)."""
+    estimators = [ESTIMATORS[name](gamma) for name in names]
+    intervals = bootstrap_intervals(ep, estimators, n_bootstrap, confidence, seed)
+    return {e.name: e.estimate(ep, interval=intervals[e.name]) for e in estimators}
 
 
 class BehaviorValue(RatioEstimator):
     name = "behavior"
 
-    def terms(self, ep: Episodes) -> list[tuple[np.ndarray, np.ndarray]]:
-        return [(ep.rewards, np.ones_like(ep.rewards))]
+    def terms(self, ep: Episodes) -> list[tuple[np.ndarray, np.ndarray | None]]:
+        return [(ep.rewards, None)]
 
     def weights(self, ep: Episodes) -> np.ndarray:
         return np.ones(ep.n)
@@ -208,15 +320,15 @@ class BehaviorValue(RatioEstimator):
 class TrajectoryIS(RatioEstimator):
     name = "is"
 
-    def terms(self, ep: Episodes) -> list[tuple[np.ndarray, np.ndarray]]:
+    def terms(self, ep: Episodes) -> list[tuple[np.ndarray, np.ndarray | None]]:
         w = ep.trajectory_weights[:, None]
-        return [(w * ep.rewards, np.ones_like(ep.rewards))]
+        return [(w * ep.rewards, None)]
 
 
 class WeightedIS(RatioEstimator):
     name = "wis"
 
-    def terms(self, ep: Episodes) -> list[tuple[np.ndarray, np.ndarray]]:
+    def terms(self, ep: Episodes) -> list[tuple[np.ndarray, np.ndarray | None]]:
         w = np.broadcast_to(ep.trajectory_weights[:, None], ep.rewards.shape)
         return [(w * ep.rewards, np.array(w))]
 
@@ -224,14 +336,14 @@ class WeightedIS(RatioEstimator):
 class PerDecisionIS(RatioEstimator):
     name = "pdis"
 
-    def terms(self, ep: Episodes) -> list[tuple[np.ndarray, np.ndarray]]:
-        return [(ep.cumulative_weights * ep.rewards, np.ones_like(ep.rewards))]
+    def terms(self, ep: Episodes) -> list[tuple[np.ndarray, np.ndarray | None]]:
+        return [(ep.cumulative_weights * ep.rewards, None)]
 
 
 class WeightedPerDecisionIS(RatioEstimator):
     name = "wpdis"
 
-    def terms(self, ep: Episodes) -> list[tuple[np.ndarray, np.ndarray]]:
+    def terms(self, ep: Episodes) -> list[tuple[np.ndarray, np.ndarray | None]]:
         w = ep.cumulative_weights
         return [(w * ep.rewards, w)]
 
@@ -245,26 +357,41 @@ def _models(ep: Episodes, name: str) -> tuple[np.ndarray, np.ndarray]:
 class DoublyRobust(RatioEstimator):
     name = "dr"
 
-    def terms(self, ep: Episodes) -> list[tuple[np.ndarray, np.ndarray]]:
+    def terms(self, ep: Episodes) -> list[tuple[np.ndarray, np.ndarray | None]]:
         q, v = _models(ep, self.name)
         w, w_prev = ep.cumulative_weights, ep.previous_weights
-        return [(w * (ep.rewards - q) + w_prev * v, np.ones_like(ep.rewards))]
+        return [(w * (ep.rewards - q) + w_prev * v, None)]
 
 
 class WeightedDoublyRobust(RatioEstimator):
     name = "wdr"
 
-    def terms(self, ep: Episodes) -> list[tuple[np.ndarray, np.ndarray]]:
+    def terms(self, ep: Episodes) -> list[tuple[np.ndarray, np.ndarray | None]]:
         q, v = _models(ep, self.name)
         w, w_prev = ep.cumulative_weights, ep.previous_weights
         # After an episode ends its v is 0, so it adds only to the step's normaliser, as in WPDIS.
         return [(w * (ep.rewards - q), w), (w_prev * v, w_prev)]
 
 
+class DirectMethod(RatioEstimator):
+    """The model's own value of each episode's first state, E_pi Q(s_0, .)."""
+
+    name = "dm"
+
+    def terms(self, ep: Episodes) -> list[tuple[np.ndarray, np.ndarray | None]]:
+        _, v = _models(ep, self.name)
+        first = np.zeros_like(v)
+        first[:, 0] = v[:, 0]
+        return [(first, None)]
+
+    def weights(self, ep: Episodes) -> np.ndarray:
+        return np.ones(ep.n)
+
+
 ESTIMATORS: dict[str, type[RatioEstimator]] = {
     cls.name: cls
-    for cls in (BehaviorValue, TrajectoryIS, WeightedIS, PerDecisionIS, WeightedPerDecisionIS, DoublyRobust,
-                WeightedDoublyRobust)
+    for cls in (BehaviorValue, TrajectoryIS, WeightedIS, PerDecisionIS, WeightedPerDecisionIS, DirectMethod,
+                DoublyRobust, WeightedDoublyRobust)
 }
 IS_ESTIMATORS = ("behavior", "is", "wis", "pdis", "wpdis")
-DR_ESTIMATORS = ("dr", "wdr")
+DR_ESTIMATORS = ("dm", "dr", "wdr")

@@ -80,6 +80,7 @@ class Registry:
         policy_dirs: dict[str, Path],
         register: str,
         tags: dict[str, str],
+        figures: dict[str, Any] | None = None,
     ) -> tuple[str, str, str]:
         """Log one nightly run; register policy `register`. Returns (run id, model version, model URI)."""
         from offline_rl.serving import HintPolicyModel
@@ -91,6 +92,8 @@ class Registry:
             mlflow.log_metrics(metrics)
             for name, text in tables.items():
                 mlflow.log_text(text, name)
+            for name, figure in (figures or {}).items():
+                mlflow.log_figure(figure, f"report/{name}")
             version = ""
             for algo, folder in policy_dirs.items():
                 info = mlflow.pyfunc.log_model(

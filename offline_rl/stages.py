@@ -20,6 +20,7 @@ from offline_rl.dataset import load_transitions
 from offline_rl.evaluate import GATE_ESTIMATOR, evaluate_behavior, evaluate_policy
 from offline_rl.gate import GateDecision, decide
 from offline_rl.ope import Estimate
+from offline_rl.report import figures
 
 Progress = Callable[[str], None]
 
@@ -229,7 +230,12 @@ def promote_stage(cfg: HintrlConfig, ds: str, progress: Progress = print) -> dic
 
     # The challenger is the trained policy with the best lower bound among those the gate passes,
     # or the best lower bound overall when none passes.
-    ranked = sorted(candidates, key=lambda a: by_policy[a][estimator]["low"], reverse=True)
+    bound_key = "low" if cfg.gate.bound == "bootstrap" else "bernstein_low"
+    def lower_bound(algo: str) -> float:
+        bound = by_policy[algo][estimator].get(bound_key)
+        return float("-inf") if bound is None else float(bound)
+
+    ranked = sorted(candidates, key=lower_bound, reverse=True)
     decisions = {algo: gate(algo) for algo in ranked}
     challenger = next((a for a in ranked if decisions[a].promote), ranked[0])
     decision = decisions[challenger]
@@ -237,8 +243,9 @@ def promote_stage(cfg: HintrlConfig, ds: str, progress: Progress = print) -> dic
     metrics = {}
     for policy, estimates in by_policy.items():
         for est_name, est in estimates.items():
-            for key in ("value", "low", "high", "effective_sample_size", "max_weight"):
-                metrics[f"ope.{policy}.{est_name}.{key}"] = float(est[key])
+            for key in ("value", "low", "high", "effective_sample_size", "max_weight", "bernstein_low"):
+                if isinstance(est.get(key), (int, float)):  # None (no Bernstein bound) is not logged
+                    metrics[f"ope.{policy}.{est_name}.{key}"] = float(est[key])
     for evaluation in report["evaluations"]:
         for component, est in evaluation.get("guardrails", {}).items():
             metrics[f"guardrail.{evaluation['policy']}.{component}"] = float(est["value"])
@@ -260,7 +267,7 @@ def promote_stage(cfg: HintrlConfig, ds: str, progress: Progress = print) -> dic
             "code_version": code_version(), "gate_estimator": estimator}
     run_id, version, model_uri = registry.log_nightly(
         ds, params, metrics, {"ope_table.md": table, "ope_report.json": json.dumps(report, indent=2)},
-        {algo: staging(cfg, ds) / algo for algo in candidates}, challenger, tags,
+        {algo: staging(cfg, ds) / algo for algo in candidates}, challenger, tags, figures(report),
     )
     version_tags = {"ds": ds, **tags, **_estimate_tags(report, challenger, estimator)}
     aliases = registry.apply_decision(version, decision.promote, decision.reasons, version_tags)

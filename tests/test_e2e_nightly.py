@@ -11,6 +11,7 @@ pytestmark = pytest.mark.e2e
 SMALL_WORLD = ["--set", "simulator.n_users=600", "--set", "simulator.n_queries=60", "--set", "simulator.n_items=300"]
 FAST_SETTINGS = {
     "train.train_days": 2, "train.n_steps": 200, "train.n_steps_per_epoch": 100, "ope.n_bootstrap": 200,
+    "ope.fqe_steps": 100,
     # A permissive gate, so that the first night promotes and the second faces a champion.
     "gate.min_margin_over_behavior": -100, "gate.min_margin_over_champion": -100, "gate.min_effective_sample_size": 0,
     "gate.guardrails": {"purchased": 100},
@@ -69,12 +70,16 @@ def test_second_night_evaluates_the_champion_on_the_same_day(two_nights):
     report = json.loads((home / "staging" / "ds=2026-11-05" / "ope.json").read_text())
     assert report["eval_day"] == "2026-11-04" and report["champion_version"] == "1"
     assert {e["policy"] for e in report["evaluations"]} == {"behavior", "cql", "dqn", "champion"}
+    cql = next(e for e in report["evaluations"] if e["policy"] == "cql")["estimates"]
+    assert {"wpdis", "dm", "dr", "wdr"} <= set(cql)  # FQE of the stochastic policy feeds DM, DR and WDR
     client = registry(home)
     aliases = client.get_registered_model("hintrl_hint_policy").aliases
     assert {k: str(v) for k, v in aliases.items()} == {"champion": "2", "previous_champion": "1"}
     runs = client.search_runs([client.get_experiment_by_name("hintrl_nightly").experiment_id])
     assert sorted(r.data.params["ds"] for r in runs) == ["2026-11-04", "2026-11-05"]
     assert all("ope.behavior.behavior.value" in r.data.metrics for r in runs)
+    assert {a.path for a in client.list_artifacts(runs[0].info.run_id, "report")} == {
+        "report/ope_estimates.png", "report/ope_weights.png", "report/ope_actions.png"}
 
 
 def test_champion_loads_as_a_pyfunc_and_masks_candidates(two_nights):

@@ -72,3 +72,16 @@ def test_gate_config_is_validated():
         GateConfig(estimator="dr")
     with pytest.raises(ValueError, match="unknown reward component"):
         GateConfig(guardrails={"revenue": 1.0})
+
+
+def test_bernstein_bound_decides_when_configured():
+    cfg = GateConfig(estimator="pdis", bound="bernstein", guardrails={})
+    loose = Estimate("pdis", 0.25, 0.22, 0.28, 500.0, 3.0, 0.0, 1000, bernstein_low=0.15)
+    d = decide(loose, BEHAVIOR, None, cfg)
+    assert not d.promote and d.reasons[0] == "failed: pdis Bernstein lower bound 0.1500 vs behaviour 0.2000 + margin 0"
+    tight = Estimate("pdis", 0.25, 0.22, 0.28, 500.0, 3.0, 0.0, 1000, bernstein_low=0.21)
+    assert decide(tight, BEHAVIOR, None, cfg).promote
+    import pytest
+
+    with pytest.raises(ValueError, match="bernstein needs"):
+        GateConfig(estimator="wpdis", bound="bernstein")

@@ -160,3 +160,36 @@ def test_dr_needs_both_models():
         Episodes.from_steps(IDS, STEPS, R, MU, PI, Q_HAT, None)
     with pytest.raises(OPEInputError, match="dr needs q_hat"):
         DoublyRobust().estimate_policy_value(Episodes.from_steps(IDS, STEPS, R, MU, PI))
+
+
+def test_empirical_bernstein_bound_by_hand_and_only_for_plain_means():
+    from offline_rl.ope import ESTIMATORS, Episodes, empirical_bernstein_lower_bound
+
+    x = np.array([0.0, 1.0, 1.0, 0.0])
+    # mean 0.5, sample variance 1/3, d = 0.05: 0.5 - sqrt(2 * (1/3) * ln 40 / 4) - 7 * 1 * ln 40 / (3 * 3)
+    expected = 0.5 - np.sqrt(2 * (1 / 3) * np.log(40) / 4) - 7 * np.log(40) / 9
+    assert empirical_bernstein_lower_bound(x, 0.95) == pytest.approx(expected)
+    assert empirical_bernstein_lower_bound(x, 0.95, value_range=2.0) == pytest.approx(expected - 7 * np.log(40) / 9)
+    # PDIS is a mean of per-episode terms: its bound uses them; WPDIS (self-normalised) has none.
+    ep = Episodes.from_steps(np.array([0, 0, 1, 2]), np.array([0, 1, 0, 0]), np.array([1.0, 1.0, 0.0, 1.0]),
+                             np.array([0.5, 0.5, 0.5, 0.5]), np.array([1.0, 0.5, 0.5, 0.25]))
+    pdis = ESTIMATORS["pdis"](1.0)
+    terms = pdis.per_episode(ep)  # episode 0: 2*1 + 2*1*1, episode 1: 0, episode 2: 0.5
+    np.testing.assert_allclose(terms, [4.0, 0.0, 0.5])
+    est = pdis.estimate(ep, n_bootstrap=50)
+    assert est.value == pytest.approx(terms.mean())
+    assert est.bernstein_low == pytest.approx(empirical_bernstein_lower_bound(terms, 0.95))
+    assert ESTIMATORS["wpdis"](1.0).estimate(ep, n_bootstrap=50).bernstein_low is None
+
+
+def test_shared_bootstrap_replicates_give_each_estimator_its_own_interval():
+    from offline_rl.ope import ESTIMATORS, Episodes, estimate_all
+
+    rng = np.random.default_rng(1)
+    ids = np.repeat(np.arange(300), 2)
+    ep = Episodes.from_steps(ids, np.tile([0, 1], 300), rng.random(600), rng.uniform(0.2, 1, 600), rng.uniform(0, 1, 600))
+    together = estimate_all(ep, ("is", "wpdis"), n_bootstrap=200, seed=3)
+    for name in ("is", "wpdis"):
+        alone = ESTIMATORS[name](1.0).estimate(ep, n_bootstrap=200, seed=3)
+        assert (together[name].low, together[name].high, together[name].value) == pytest.approx((alone.low, alone.high, alone.value))
+        assert together[name].low < together[name].value < together[name].high

@@ -140,3 +140,45 @@ def test_torchscript_export_gives_the_served_probabilities(tmp_path):
     probs = scripted(torch.as_tensor(obs)).numpy()
     np.testing.assert_allclose(probs, policy.action_probabilities(obs), atol=1e-6)
     assert (probs[~masks] == 0).all()
+
+
+def test_fqe_targets_the_stochastic_policys_expected_value_not_the_greedy_one():
+    import d3rlpy
+
+    from hintrl.config import OPEConfig
+    from offline_rl.dataset import Transitions
+    from offline_rl.fqe import fit_fqe
+    from offline_rl.masked_q import (
+        MaskedMeanQFunctionFactory,
+        MaskedStateEncoderFactory,
+    )
+    from offline_rl.policies import QSoftmaxPolicy
+
+    # Episodes of two steps: step 0 (state [1, 0]) pays 0, step 1 (state [0, 1]) pays 1 for action 0
+    # and 0 for action 1. Action 2 is never a candidate.
+    n_episodes, state_dim, n_actions = 200, 2, 3
+    rng = np.random.default_rng(0)
+    actions = rng.integers(0, 2, size=2 * n_episodes)
+    states = np.tile(np.array([[1.0, 0.0], [0.0, 1.0]], dtype=np.float32), (n_episodes, 1))
+    masks = np.tile(np.array([1.0, 1.0, 0.0], dtype=np.float32), (2 * n_episodes, 1))
+    rewards = np.where(np.arange(2 * n_episodes) % 2 == 1, (actions == 0).astype(np.float32), 0.0).astype(np.float32)
+    data = Transitions(
+        episode_ids=np.repeat(np.arange(n_episodes), 2).astype(str), steps=np.tile([0, 1], n_episodes),
+        states=states, masks=masks, actions=actions, propensities=np.full(2 * n_episodes, 0.5), rewards=rewards,
+        terminals=np.tile([0.0, 1.0], n_episodes).astype(np.float32), buckets=np.full(2 * n_episodes, "explore"),
+        strata=np.full(2 * n_episodes, "U|unknown|0"), feature_spec_version="test", days=("2026-11-01",),
+    )
+    algo = d3rlpy.algos.DoubleDQNConfig(
+        encoder_factory=MaskedStateEncoderFactory(state_dim=state_dim, hidden_units=[8]),
+        q_func_factory=MaskedMeanQFunctionFactory(state_dim=state_dim),
+    ).create(device="cpu:0")
+    algo.create_impl((state_dim + n_actions,), n_actions)
+    policy = QSoftmaxPolicy(algo, state_dim, 5.0, "near-uniform")
+    pi = policy.action_probabilities(data.observations[1:2])[0]
+    assert 0.3 < pi[0] < 0.7 and pi[2] == 0.0
+    fitted = fit_fqe(policy, data, OPEConfig(gamma=1.0, fqe_steps=1500, fqe_learning_rate=3e-3, fqe_batch_size=64,
+                                             fqe_target_update_interval=50, fqe_hidden_units=(16,)))
+    # step 1: Q = the reward of the action; step 0: Q = E_pi[reward at step 1] = pi(0), not max = 1
+    np.testing.assert_allclose(fitted.q_hat[1::2], rewards[1::2], atol=0.1)
+    np.testing.assert_allclose(fitted.q_hat[0::2], pi[0], atol=0.1)
+    np.testing.assert_allclose(fitted.v_hat[1::2], pi[0], atol=0.1)
