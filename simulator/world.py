@@ -185,18 +185,24 @@ def build_world(cfg: SimulatorConfig) -> World:
     query_category = rng.integers(0, 10, size=n_q).astype(np.int32)
     popularity = 1.0 / np.arange(1, n_q + 1) ** 1.1
     query_popularity = popularity / popularity.sum()
-    sizes = rng.integers(cfg.min_candidates, high + 1, size=n_q)
     candidates = np.full((n_q, high), -1, dtype=np.int32)
-    for q in range(n_q):
-        if large:
+    if large:
+        sizes = rng.integers(cfg.min_candidates, high + 1, size=n_q)
+        for q in range(n_q):
             # A query's hints come mostly from a few families of its own (its attributes).
             home = rng.choice(cfg.n_families, size=3, replace=False)
             w = np.where(np.isin(type_family, home), 8.0, 1.0)
             chosen = rng.choice(n_t, size=sizes[q], replace=False, p=w / w.sum())
-        else:
-            chosen = rng.choice(n_t, size=sizes[q], replace=False)
-        candidates[q, : sizes[q]] = np.sort(chosen)
-    query_affinity = np.where(candidates >= 0, rng.normal(0.0, 0.3, size=(n_q, high)), 0.0)
+            candidates[q, : sizes[q]] = np.sort(chosen)
+        query_affinity = np.where(candidates >= 0, rng.normal(0.0, 0.3, size=(n_q, high)), 0.0)
+    else:
+        # Drawn in the order of the first version of the world, so the small world stays the one
+        # the README's figures were measured in.
+        for q in range(n_q):
+            chosen = np.sort(rng.choice(n_t, size=rng.integers(cfg.min_candidates, high + 1), replace=False))
+            candidates[q, : len(chosen)] = chosen
+        dense = rng.normal(0.0, 0.3, size=(n_q, n_t))
+        query_affinity = np.where(candidates >= 0, np.take_along_axis(dense, np.maximum(candidates, 0), axis=1), 0.0)
 
     item_category = rng.integers(0, 10, size=n_i).astype(np.int32)
     item_price = np.round(np.exp(rng.normal(4.0, 0.8, size=n_i)), 2)
