@@ -69,7 +69,7 @@ def _random_masked_dqn(state_dim: int, n_actions: int):  # type: ignore[no-untyp
     return QSoftmaxPolicy(algo, state_dim, 0.05, "dqn-untrained")
 
 
-def bench_rollout(sessions: int, action_space: str, policy_name: str) -> dict:
+def bench_rollout(sessions: int, action_space: str, policy_name: str, policy_dir: str | None = None) -> dict:
     import torch
 
     from simulator.ground_truth import rollout
@@ -84,7 +84,15 @@ def bench_rollout(sessions: int, action_space: str, policy_name: str) -> dict:
         if action_space != "small":
             raise SystemExit("the masked DQN network serves the small action space only")
         spec = Simulator(dataclasses.replace(cfg, n_users=10)).spec
-        policy = ServedPolicy(_random_masked_dqn(spec.state_dim, spec.n_actions), "dqn")
+        if policy_dir:  # a trained policy, e.g. .hintrl/staging/ds=2026-11-08/dqn after the main job
+            from pathlib import Path
+
+            from offline_rl.train import load_policy
+
+            trained, _ = load_policy(Path(policy_dir))
+            policy = ServedPolicy(trained, "dqn-trained")
+        else:
+            policy = ServedPolicy(_random_masked_dqn(spec.state_dim, spec.n_actions), "dqn")
     start = time.perf_counter()
     value = rollout(policy, cfg, "2026-11-01", 1)
     seconds = time.perf_counter() - start
@@ -104,13 +112,14 @@ def main() -> None:
     r.add_argument("--sessions", type=int, default=10_000)
     r.add_argument("--action-space", choices=["small", "large"], default="small")
     r.add_argument("--policy", choices=["dqn", "baseline", "oracle"], default="dqn")
+    r.add_argument("--policy-dir", help="dqn: a trained staged policy folder instead of a fresh network")
     m = sub.add_parser("memory")
     m.add_argument("--page-views", type=int, nargs="+", default=[50_000, 100_000, 200_000])
     args = parser.parse_args()
     if args.what == "write":
         print(json.dumps(bench_write(args.page_views, args.action_space)))
     elif args.what == "rollout":
-        print(json.dumps(bench_rollout(args.sessions, args.action_space, args.policy)))
+        print(json.dumps(bench_rollout(args.sessions, args.action_space, args.policy, args.policy_dir)))
     else:
         rows = []
         for n in args.page_views:
