@@ -72,9 +72,6 @@ class HintSlots:
     def n_types(self) -> int:
         return len(self.slot_of_type)
 
-    def members(self, slot: int) -> list[int]:
-        return [k for k, s in enumerate(self.slot_of_type) if s == slot]
-
     def describe(self, slot: int) -> str:
         name = self.suffixes[slot][1:]
         return f"hint type {name}" if self.per == "type" else f"hints of family {name}"

@@ -191,10 +191,6 @@ class RatioEstimator:
         return float(sum(self._combine(num.sum(axis=0), np.full(num.shape[1], float(ep.n)) if den is None else den.sum(axis=0))
                          for num, den in self.terms(ep)))
 
-    def replicate_values(self, ep: Episodes, counts: np.ndarray) -> np.ndarray:
-        """The estimate on each bootstrap replicate, given its resampling counts (replicates x episodes)."""
-        return bootstrap_values(ep, [self], counts)[self.name]
-
     def estimate_interval(
         self, ep: Episodes, n_bootstrap: int = 1000, confidence: float = 0.95, seed: int = 0
     ) -> tuple[float, float]:
@@ -276,11 +272,6 @@ class _StackedTerms:
 
         return {name: sum(self.estimators[name]._combine(block(n), block(d)) for n, d in parts)
                 for name, parts in self.layout.items()}
-
-
-def bootstrap_values(ep: Episodes, estimators: list["RatioEstimator"], counts: np.ndarray) -> dict[str, np.ndarray]:
-    """Each estimator on each replicate of `counts` (replicates x episodes)."""
-    return _StackedTerms(ep, estimators).values(counts)
 
 
 def bootstrap_intervals(ep: Episodes, estimators: list["RatioEstimator"], n_bootstrap: int = 1000,

@@ -33,11 +33,6 @@ def masked_softmax(q_values: np.ndarray, mask: np.ndarray, temperature: float) -
     return weights / weights.sum(axis=1, keepdims=True)
 
 
-def probability_of(policy: Policy, observations: np.ndarray, actions: np.ndarray) -> np.ndarray:
-    probs = policy.action_probabilities(observations)
-    return probs[np.arange(len(actions)), actions]
-
-
 class UniformPolicy:
     name = "uniform"
 

@@ -32,15 +32,11 @@ def staging(cfg: HintrlConfig, ds: str) -> Path:
 MAX_MASKED_ACTIONS = 512
 
 
-def _n_actions(cfg: HintrlConfig) -> int:
-    import pyarrow.parquet as pq
-
+def _n_actions(cfg: HintrlConfig, spec=None) -> int:  # type: ignore[no-untyped-def]
+    """The catalog's number of hint types, refused beyond what the masked Q-network handles."""
     from hintrl.errors import DataContractError
 
-    try:
-        n_actions = pq.read_table(Lake(cfg.lake_uri).raw("hint_catalog"), columns=["hint_type"]).num_rows
-    except (FileNotFoundError, OSError) as err:
-        raise DataContractError(f"cannot read the hint catalog under {cfg.lake_uri}: {err}") from None
+    n_actions = (spec or _catalog_spec(cfg)).n_actions
     if n_actions > MAX_MASKED_ACTIONS:
         # The masked Q-network carries a dense candidate mask per observation; that does not scale
         # to thousands of hint ids, which need the action-embedding Q-function of issue #5.
@@ -55,8 +51,8 @@ def train_stage(cfg: HintrlConfig, ds: str, algo: str, progress: Progress = prin
     from offline_rl.train import train_policy
 
     window = NightlyWindow(ds, cfg.train.train_days)
-    data = load_transitions(Lake(cfg.lake_uri), window.train_days, _n_actions(cfg))
     spec = _catalog_spec(cfg)
+    data = load_transitions(Lake(cfg.lake_uri), window.train_days, _n_actions(cfg, spec))
     if spec.version != data.feature_spec_version:
         raise HintrlError(f"transitions of {data.days[0]}..{data.days[-1]} use feature spec {data.feature_spec_version}, "
                           f"the catalog and settings give {spec.version}: rebuild them (hintrl backfill)")
@@ -73,7 +69,10 @@ def _catalog_spec(cfg: HintrlConfig):  # type: ignore[no-untyped-def]
     from feature_store.registry import build_spec, slots_for
     from hintrl.errors import DataContractError
 
-    catalog = pq.read_table(Lake(cfg.lake_uri).raw("hint_catalog"), columns=["hint_type", "family"]).to_pandas()
+    try:
+        catalog = pq.read_table(Lake(cfg.lake_uri).raw("hint_catalog"), columns=["hint_type", "family"]).to_pandas()
+    except (FileNotFoundError, OSError) as err:
+        raise DataContractError(f"cannot read the hint catalog under {cfg.lake_uri}: {err}") from None
     catalog = catalog.sort_values("hint_type")
     try:
         slots = slots_for(list(catalog.hint_type), list(catalog.family), cfg.features.hint_slots)

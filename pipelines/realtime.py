@@ -15,6 +15,7 @@ from pyspark.sql import functions as F
 
 from feature_store.registry import HintSlots
 from hintrl.config import FeatureConfig
+from hintrl.contracts import RAW_CONTRACT, spark_ddl
 from hintrl.dates import shift
 from hintrl.errors import DataContractError
 from hintrl.lake import Lake
@@ -51,7 +52,6 @@ def build_pv_rt(spark: SparkSession, lake: Lake, ds: str, slots: HintSlots, cfg:
     return windows.join(_last5_actions(spark, lake, ds, days), "event_id", "left")
 
 
-ACTION_COLUMNS = "event_id string, ts timestamp, user_id string, session_id string, action_type string, item_id string"
 # Internal table (an extension of the lake layout): per user, the last 5 actions and last 5 clicks
 # before ds, which is all the last-5 features of day ds need from earlier days.
 ACTION_TAIL = "action_tail"
@@ -60,8 +60,9 @@ ACTION_TAIL = "action_tail"
 def _actions_of(spark: SparkSession, lake: Lake, days: list[str]) -> DataFrame:
     present = [d for d in days if partition_exists(spark, lake.validated("user_action", d))]
     if not present:
-        return spark.createDataFrame([], ACTION_COLUMNS)
-    return spark.read.parquet(*[lake.validated("user_action", d) for d in present]).select(*[c.split()[0] for c in ACTION_COLUMNS.split(", ")])
+        return spark.createDataFrame([], spark_ddl("user_action"))
+    columns = [name for name, _, _ in RAW_CONTRACT["user_action"]]
+    return spark.read.parquet(*[lake.validated("user_action", d) for d in present]).select(*columns)
 
 
 def _actions_before(spark: SparkSession, lake: Lake, ds: str, days: list[str]) -> DataFrame:

@@ -38,18 +38,6 @@ def ids(prefix: str, numbers: np.ndarray, width: int) -> pa.Array:
     return pc.binary_join_element_wise(prefix, digits, "")
 
 
-def user_id(u: int) -> str:
-    return f"u{u:05d}"
-
-
-def query_id(q: int) -> str:
-    return f"q{q:04d}"
-
-
-def item_id(i: int) -> str:
-    return f"i{i:05d}"
-
-
 def _timestamps(ds: str, seconds: np.ndarray) -> pa.Array:
     midnight = dt.datetime.combine(parse_ds(ds), dt.time(0), tzinfo=dt.timezone.utc)
     micros = int(midnight.timestamp()) * 1_000_000 + np.floor(seconds * 1e6).astype(np.int64)
@@ -75,15 +63,20 @@ class DayLogs:
     def _day(self) -> str:
         return self.ds.replace("-", "")
 
+    def _event_columns(self, c: dict[str, np.ndarray], start: int, prefix: str, width: int) -> dict[str, pa.Array]:
+        """event_id (numbered from `start` in time order), ts, user_id and session_id of rows `c`."""
+        return {
+            "event_id": ids(f"{prefix}{self._day()}", np.arange(start, start + len(c["user"])), width),
+            "ts": _timestamps(self.ds, c["seconds"]),
+            "user_id": ids("u", c["user"], 5),
+            "session_id": ids(f"s{self._day()}", c["session"], 7),
+        }
+
     def _pv_table(self, rows: slice) -> pa.Table:
         c = {k: v[rows] for k, v in self.pv.items()}
-        start = rows.start or 0
         return pa.table(
             {
-                "event_id": ids(f"pv{self._day()}", np.arange(start, start + len(c["user"])), 8),
-                "ts": _timestamps(self.ds, c["seconds"]),
-                "user_id": ids("u", c["user"], 5),
-                "session_id": ids(f"s{self._day()}", c["session"], 7),
+                **self._event_columns(c, rows.start or 0, "pv", 8),
                 "query_id": ids("q", c["query"], 4),
                 "page": pa.array(c["page"], type=pa.int32()),
                 "bucket": pa.array(BUCKETS).take(pa.array(c["bucket"])),
@@ -101,13 +94,9 @@ class DayLogs:
 
     def _action_table(self, rows: slice) -> pa.Table:
         c = {k: v[rows] for k, v in self.actions.items()}
-        start = rows.start or 0
         return pa.table(
             {
-                "event_id": ids(f"ua{self._day()}", np.arange(start, start + len(c["user"])), 9),
-                "ts": _timestamps(self.ds, c["seconds"]),
-                "user_id": ids("u", c["user"], 5),
-                "session_id": ids(f"s{self._day()}", c["session"], 7),
+                **self._event_columns(c, rows.start or 0, "ua", 9),
                 "action_type": pa.array(ACTION_TYPES).take(pa.array(c["kind"])),
                 "item_id": ids("i", c["item"], 5),
             },

@@ -114,23 +114,12 @@ def test_cql_logsumexp_ignores_invalid_actions(trained):
 
 
 def test_torchscript_export_gives_the_served_probabilities(tmp_path):
-    import d3rlpy
     import torch
 
-    from offline_rl.masked_q import (
-        MaskedMeanQFunctionFactory,
-        MaskedStateEncoderFactory,
-    )
-    from offline_rl.policies import QSoftmaxPolicy
     from offline_rl.serving import export_torchscript
 
     state_dim, n_actions = 5, 4
-    algo = d3rlpy.algos.DoubleDQNConfig(
-        encoder_factory=MaskedStateEncoderFactory(state_dim=state_dim, hidden_units=[8]),
-        q_func_factory=MaskedMeanQFunctionFactory(state_dim=state_dim),
-    ).create(device="cpu:0")
-    algo.create_impl((state_dim + n_actions,), n_actions)
-    policy = QSoftmaxPolicy(algo, state_dim, 0.5, "dqn")
+    policy = _untrained_masked_dqn(state_dim, n_actions, 0.5, "dqn")
     rng = np.random.default_rng(0)
     masks = rng.random((32, n_actions)) < 0.5
     masks[:, 0] = True
@@ -143,16 +132,10 @@ def test_torchscript_export_gives_the_served_probabilities(tmp_path):
 
 
 def test_fqe_targets_the_stochastic_policys_expected_value_not_the_greedy_one():
-    import d3rlpy
 
     from hintrl.config import OPEConfig
     from offline_rl.dataset import Transitions
     from offline_rl.fqe import fit_fqe
-    from offline_rl.masked_q import (
-        MaskedMeanQFunctionFactory,
-        MaskedStateEncoderFactory,
-    )
-    from offline_rl.policies import QSoftmaxPolicy
 
     # Episodes of two steps: step 0 (state [1, 0]) pays 0, step 1 (state [0, 1]) pays 1 for action 0
     # and 0 for action 1. Action 2 is never a candidate.
@@ -168,12 +151,7 @@ def test_fqe_targets_the_stochastic_policys_expected_value_not_the_greedy_one():
         terminals=np.tile([0.0, 1.0], n_episodes).astype(np.float32), buckets=np.full(2 * n_episodes, "explore"),
         strata=np.full(2 * n_episodes, "U|unknown|0"), feature_spec_version="test", days=("2026-11-01",),
     )
-    algo = d3rlpy.algos.DoubleDQNConfig(
-        encoder_factory=MaskedStateEncoderFactory(state_dim=state_dim, hidden_units=[8]),
-        q_func_factory=MaskedMeanQFunctionFactory(state_dim=state_dim),
-    ).create(device="cpu:0")
-    algo.create_impl((state_dim + n_actions,), n_actions)
-    policy = QSoftmaxPolicy(algo, state_dim, 5.0, "near-uniform")
+    policy = _untrained_masked_dqn(state_dim, n_actions, 5.0, "near-uniform")
     pi = policy.action_probabilities(data.observations[1:2])[0]
     assert 0.3 < pi[0] < 0.7 and pi[2] == 0.0
     fitted = fit_fqe(policy, data, OPEConfig(gamma=1.0, fqe_steps=1500, fqe_learning_rate=3e-3, fqe_batch_size=64,
@@ -182,3 +160,21 @@ def test_fqe_targets_the_stochastic_policys_expected_value_not_the_greedy_one():
     np.testing.assert_allclose(fitted.q_hat[1::2], rewards[1::2], atol=0.1)
     np.testing.assert_allclose(fitted.q_hat[0::2], pi[0], atol=0.1)
     np.testing.assert_allclose(fitted.v_hat[1::2], pi[0], atol=0.1)
+
+
+def _untrained_masked_dqn(state_dim, n_actions, temperature, name):
+    """A freshly initialised masked double DQN served as a softmax policy."""
+    import d3rlpy
+
+    from offline_rl.masked_q import (
+        MaskedMeanQFunctionFactory,
+        MaskedStateEncoderFactory,
+    )
+    from offline_rl.policies import QSoftmaxPolicy
+
+    algo = d3rlpy.algos.DoubleDQNConfig(
+        encoder_factory=MaskedStateEncoderFactory(state_dim=state_dim, hidden_units=[8]),
+        q_func_factory=MaskedMeanQFunctionFactory(state_dim=state_dim),
+    ).create(device="cpu:0")
+    algo.create_impl((state_dim + n_actions,), n_actions)
+    return QSoftmaxPolicy(algo, state_dim, temperature, name)
