@@ -1,8 +1,10 @@
 """hintrl_backfill: recompute raw validation, features and transitions for a date range.
 
-For ad-hoc Spark backfills. Ingest and transitions run per day with bounded concurrency; features
-run in date order in one task, because each day's long-term snapshot builds on the day before.
-Every partition is replaced whole, so a rerun is idempotent. Wiring only: each task runs `hintrl`.
+For ad-hoc Spark backfills. Ingest and transitions run per day, at most
+`orchestration.backfill_max_parallel_days` at once (and never more Spark jobs than the Spark pool's
+slots); the feature jobs run once over the range in date order, because each day's long-term
+snapshot builds on the day before. Data-quality checks sit between the stages. Every partition is
+replaced whole, so a rerun is idempotent. Wiring only: the work is in hintrl.orchestration.
 """
 
 from __future__ import annotations
@@ -12,11 +14,11 @@ import os
 import pendulum
 from airflow.sdk import Param, dag, get_current_context, task
 
-from hintrl.dates import day_range
-from hintrl.orchestration import run_stage
+from hintrl.config import HintrlConfig
+from hintrl.orchestration import backfill_plan, quality_check, spark_job, task_defaults
 
 DEFAULT_HOME = os.environ.get("HINTRL_HOME", os.path.expanduser("~/.hintrl"))
-MAX_PARALLEL_DAYS = 2
+ORCH = HintrlConfig().orchestration
 
 
 @dag(
@@ -24,42 +26,38 @@ MAX_PARALLEL_DAYS = 2
     schedule=None,
     start_date=pendulum.datetime(2026, 11, 1, tz="UTC"),
     catchup=False,
+    default_args=task_defaults(ORCH),
     tags=["hintrl"],
     params={
-        "start": Param("2026-11-01", type="string", description="first day (YYYY-MM-DD)"),
-        "end": Param("2026-11-07", type="string", description="last day (YYYY-MM-DD)"),
+        "start": Param("2026-11-01", type="string", format="date", description="first day (YYYY-MM-DD)"),
+        "end": Param("2026-11-07", type="string", format="date", description="last day (YYYY-MM-DD)"),
         "home": Param(DEFAULT_HOME, type="string", description="hintrl home folder"),
         "lake": Param(None, type=["null", "string"], description="lake root (default <home>/lake)"),
-        "master": Param(None, type=["null", "string"], description="Spark master (default local[*])"),
-        "settings": Param({}, type="object", description="hintrl.config overrides"),
+        "settings": Param({}, type="object", description="hintrl.config overrides, e.g. {'reward.preset': 'guided'}"),
     },
 )
 def hintrl_backfill():
-    @task
+    @task(multiple_outputs=True, retries=0)
     def plan() -> dict:
-        params = get_current_context()["params"]
-        conf = {k: params[k] for k in ("home", "lake", "master")} | {"settings": params["settings"] or {}}
-        return {"start": params["start"], "end": params["end"], "days": day_range(params["start"], params["end"]), "conf": conf}
+        return backfill_plan(get_current_context()["params"])
 
-    @task
-    def days(p: dict) -> list:
-        return p["days"]
+    @task(retries=0)
+    def per_day(p: dict, key: str) -> list:
+        return p[key]
 
-    @task(max_active_tis_per_dagrun=MAX_PARALLEL_DAYS)
-    def ingest(p: dict, day: str) -> dict:
-        return run_stage(["ingest", "--force"], day, p["conf"])
-
-    @task
-    def features(p: dict) -> dict:
-        return run_stage(["features", "--since", p["start"], "--force"], p["end"], p["conf"])
-
-    @task(max_active_tis_per_dagrun=MAX_PARALLEL_DAYS)
-    def build_mdp(p: dict, day: str) -> dict:
-        return run_stage(["build-mdp", "--force"], day, p["conf"])
+    @task(retries=0)
+    def check(stage: str, conf: dict, start: str, end: str) -> dict:
+        return quality_check(stage, conf, end, start)
 
     p = plan()
-    every_day = days(p)
-    ingest.partial(p=p).expand(day=every_day) >> features(p) >> build_mdp.partial(p=p).expand(day=every_day)
-
+    conf, start, end = p["conf"], p["start"], p["end"]
+    parallel = ORCH.backfill_max_parallel_days
+    ingest = spark_job("ingest", "ingest", p, ORCH, per_day=per_day.override(task_id="ingest_args")(p, "ingest_args"), max_active_tis_per_dagrun=parallel)
+    features = [spark_job("long_term_features", "long_term", p, ORCH), spark_job("realtime_features", "realtime", p, ORCH)]
+    mdp = spark_job("build_mdp", "mdp", p, ORCH, per_day=per_day.override(task_id="mdp_args")(p, "mdp_args"), max_active_tis_per_dagrun=parallel)
+    checked_ingest = check.override(task_id="check_ingest")("ingest", conf, start, end)
+    checked_features = check.override(task_id="check_features")("features", conf, start, end)
+    checked_transitions = check.override(task_id="check_transitions")("transitions", conf, start, end)
+    ingest >> checked_ingest >> features >> checked_features >> mdp >> checked_transitions
 
 backfill_dag = hintrl_backfill()

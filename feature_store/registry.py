@@ -88,9 +88,11 @@ class FeatureDef:
     state_expr: str | None = None  # SQL over the transitions join giving the state element
     # The same element computed online over a batch of stored feature columns (serving, the simulator).
     online: Callable[[Columns], np.ndarray] | None = field(default=None, compare=False, repr=False)
+    # Null is a legitimate value (the data-quality check between stages allows it).
+    nullable: bool = field(default=False, compare=False)
 
     def definition(self) -> dict[str, Any]:
-        return {k: v for k, v in asdict(self).items() if k != "online"}
+        return {k: v for k, v in asdict(self).items() if k not in ("online", "nullable")}
 
 
 def _ctr(clicks: str, shows: str, prior_clicks: float, prior_non_clicks: float) -> str:
@@ -154,7 +156,8 @@ def table_features(slots: HintSlots, windows: Sequence[int] = (7, 30)) -> list[F
         FeatureDef("age", "int", "user age from the latest profile snapshot at or before ds", "user_lt", "sql/user_lt_merge.sql", 1),
         FeatureDef("purchase_power", "int", "user purchasing power 1..5", "user_lt", "sql/user_lt_merge.sql", 1),
         *count_features(slots, "user_lt", "", "the user", windows),
-        FeatureDef("query_category", "int", "the query's category (raw/query; null when unknown)", "query_lt", "sql/query_lt_merge.sql", 1),
+        FeatureDef("query_category", "int", "the query's category (raw/query; null when unknown)", "query_lt", "sql/query_lt_merge.sql", 1,
+                   nullable=True),
         *count_features(slots, "query_lt", "query_", "the query", windows),
     ]
     feats.append(FeatureDef("page", "int", "1-based page of this page view within its query", "pv_rt", rt, 1))

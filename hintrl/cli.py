@@ -15,24 +15,13 @@ import sys
 from pathlib import Path
 from typing import Any, Callable
 
-from hintrl.config import ACTION_SPACES, HintrlConfig, SimulatorConfig
+from hintrl.config import ACTION_SPACES, HintrlConfig, SimulatorConfig, setting_arg
 from hintrl.dates import parse_ds
 from hintrl.errors import HintrlError
 
 
 def progress(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
-
-
-def _setting(value: str) -> tuple[str, Any]:
-    if "=" not in value:
-        raise argparse.ArgumentTypeError(f"expected section.key=value, got {value!r}")
-    key, raw = value.split("=", 1)
-    try:
-        parsed = json.loads(raw)
-    except json.JSONDecodeError:
-        parsed = raw
-    return key, parsed
 
 
 def build_config(args: argparse.Namespace) -> HintrlConfig:
@@ -123,6 +112,13 @@ def _quiet_d3rlpy() -> None:
     import structlog
 
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+
+
+def cmd_check(cfg: HintrlConfig, args: argparse.Namespace) -> dict[str, Any]:
+    from hintrl.lake import Lake
+    from hintrl.quality import run_check
+
+    return run_check(args.stage, Lake(cfg.lake_uri), args.ds, args.since, cfg.features, cfg.quality, progress)
 
 
 def cmd_train(cfg: HintrlConfig, args: argparse.Namespace) -> dict[str, Any]:
@@ -314,6 +310,7 @@ COMMANDS: dict[str, tuple[Callable[[HintrlConfig, argparse.Namespace], dict[str,
     "features": (cmd_features, "build long-term and real-time features of a day (or `describe` the registry)"),
     "build-mdp": (cmd_build_mdp, "build the transitions table of a day"),
     "backfill": (cmd_backfill, "recompute validation, features and transitions for a date range (idempotent)"),
+    "check": (cmd_check, "data-quality check of a stage's output (ingest, features, transitions) for --ds"),
     "train": (cmd_train, "train a masked d3rlpy policy for the nightly of --ds"),
     "evaluate": (cmd_evaluate, "off-policy evaluation of the trained policies, behaviour and champion"),
     "promote": (cmd_promote, "log the nightly to MLflow, register the challenger and apply the gate"),
@@ -328,6 +325,7 @@ DS_HELP = {
     "ingest": "day whose raw logs to ingest (YYYY-MM-DD)",
     "features": "day whose features to build (YYYY-MM-DD)",
     "build-mdp": "day whose transitions to build (YYYY-MM-DD)",
+    "check": "day whose output to check (YYYY-MM-DD)",
     "ground-truth": "first simulated day of the rollout (YYYY-MM-DD)",
 }
 NIGHTLY_DS_HELP = "the nightly's day (YYYY-MM-DD): trains on the days before ds-1, evaluates on ds-1, serves ds"
@@ -359,7 +357,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--home", help="hintrl home folder (default $HINTRL_HOME or ~/.hintrl)")
         p.add_argument("--lake", help="lake root, a path or Hadoop URI (default <home>/lake)")
         p.add_argument("--mlflow-uri", help="MLflow tracking URI (default $MLFLOW_TRACKING_URI, else sqlite:///<home>/mlflow.db)")
-        p.add_argument("--set", action="append", type=_setting, metavar="SECTION.KEY=VALUE",
+        p.add_argument("--set", action="append", type=setting_arg, metavar="SECTION.KEY=VALUE",
                        help="override a setting of hintrl.config, e.g. train.n_steps=500 (repeatable)")
         p.add_argument("--json", action="store_true", help="print the stage's report as JSON on the last line")
         if name in ("ingest", "features", "build-mdp"):
@@ -376,6 +374,9 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--model-uri", help="a registered hintrl model, e.g. models:/hintrl_hint_policy@champion")
             p.add_argument("--policy", choices=["baseline", "uniform", "oracle"], help="or a built-in policy")
             p.add_argument("--no-reference", action="store_true", help="skip the baseline and oracle rollouts")
+        if name == "check":
+            p.add_argument("stage", choices=["ingest", "features", "transitions"], help="whose output to check")
+            p.add_argument("--since", help="also check earlier days from this one that have raw logs")
         if name == "train":
             p.add_argument("--algo", choices=["cql", "dqn"], required=True, help="algorithm to train")
     return parser

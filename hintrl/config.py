@@ -93,6 +93,12 @@ class RewardConfig:
     guided_page_turn: float = -0.1
     guided_purchase: float = 2.0
 
+    def __post_init__(self) -> None:
+        from hintrl.rewards import PRESETS
+
+        if self.preset not in PRESETS:
+            raise ValueError(f"reward.preset must be one of {', '.join(PRESETS)}, got {self.preset!r}")
+
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -165,6 +171,34 @@ class GateConfig:
 
 
 @dataclass(frozen=True)
+class QualityConfig:
+    """Data-quality checks between the stages of the DAGs (hintrl/quality.py)."""
+
+    # A feature column may be null on at most this share of a day's rows (only the documented
+    # nullable ones, e.g. the category of a user's first query, are exempt).
+    max_feature_null_rate: float = 0.0
+    # A day's transitions: at most this share of episodes quarantined.
+    max_quarantined_episode_share: float = 0.05
+
+
+@dataclass(frozen=True)
+class OrchestrationConfig:
+    """How the Airflow DAGs run their tasks; read when a DAG file is parsed."""
+
+    retries: int = 2
+    retry_delay_s: int = 120
+    max_retry_delay_s: int = 1800
+    # The nightly waits (rescheduling, not holding a worker) for ds-1's raw partitions.
+    raw_poke_interval_s: int = 300
+    raw_wait_timeout_s: int = 6 * 3600
+    # Airflow pool every Spark task runs in: its slots bound the Spark jobs running at once.
+    spark_pool: str = "spark"
+    spark_pool_slots: int = 1
+    spark_conn_id: str = "spark_default"
+    backfill_max_parallel_days: int = 2
+
+
+@dataclass(frozen=True)
 class HintrlConfig:
     home: Path = Path.home() / ".hintrl"
     lake: str | None = None
@@ -178,6 +212,8 @@ class HintrlConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     ope: OPEConfig = field(default_factory=OPEConfig)
     gate: GateConfig = field(default_factory=GateConfig)
+    quality: QualityConfig = field(default_factory=QualityConfig)
+    orchestration: OrchestrationConfig = field(default_factory=OrchestrationConfig)
 
     @property
     def lake_uri(self) -> str:
@@ -235,3 +271,17 @@ def _from_dict(cls: type, data: dict[str, Any]) -> Any:
         else:
             kwargs[name] = value
     return cls(**kwargs)
+
+
+def setting_arg(value: str) -> tuple[str, Any]:
+    """`section.key=value` from a command line; the value is JSON when it parses, else a string."""
+    import argparse
+
+    if "=" not in value:
+        raise argparse.ArgumentTypeError(f"expected section.key=value, got {value!r}")
+    key, raw = value.split("=", 1)
+    try:
+        parsed = json.loads(raw)
+    except json.JSONDecodeError:
+        parsed = raw
+    return key, parsed

@@ -1,21 +1,175 @@
-"""Run one pipeline stage as its own `hintrl` process (Spark JVMs and d3rlpy stay out of the
-scheduler), and turn the stage reports into the summary a person reads."""
+"""What the DAGs call: plans of a run from its params, Spark job submissions, data-quality checks,
+the failure callback, and one pipeline stage as its own `hintrl` process (Spark JVMs and d3rlpy stay
+out of the scheduler); then the stage reports turned into the summary a person reads."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import os
 import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any, Callable
 
+from hintrl.config import HintrlConfig, OrchestrationConfig
+from hintrl.dates import NightlyWindow, day_range, parse_ds
 from hintrl.errors import HintrlError
+from hintrl.lake import RAW_DAILY_TABLES, Lake, partition_complete
+
+JOBS_DIR = Path(__file__).resolve().parent.parent / "pipelines"
+# The Spark jobs a stage is made of (each a file in pipelines/ run by spark-submit).
+SPARK_JOBS = {"ingest": ("ingest",), "features": ("long_term", "realtime"), "mdp": ("mdp",)}
+
+
+def config_of(conf: dict[str, Any]) -> HintrlConfig:
+    """The run's configuration from the `conf` a plan carries (home, lake, MLflow URI, settings)."""
+    cfg = HintrlConfig(home=Path(conf["home"]), lake=conf.get("lake"), mlflow_uri=conf.get("mlflow_uri"))
+    try:
+        return cfg.replace(**(conf.get("settings") or {}))
+    except (KeyError, TypeError, ValueError) as err:
+        raise HintrlError(f"bad settings: {err}") from None
+
+
+def run_settings(params: dict[str, Any]) -> dict[str, Any]:
+    """The `settings` param with the DAG's explicit params (reward preset, algos, train days, gate) on top."""
+    settings = dict(params.get("settings") or {})
+    if params.get("reward_preset"):
+        settings["reward.preset"] = params["reward_preset"]
+    if params.get("algos"):
+        settings["train.algos"] = list(params["algos"])
+    if params.get("train_days"):
+        settings["train.train_days"] = int(params["train_days"])
+    for key, value in (params.get("gate") or {}).items():
+        settings[f"gate.{key}"] = value
+    return settings
+
+
+def spark_job_args(job_conf: dict[str, Any], ds: str, since: str | None = None, force: bool = False) -> list[str]:
+    """Arguments of a `pipelines/<job>.py` run (the master comes from the Spark connection)."""
+    cfg = config_of(job_conf)
+    args = ["--lake", cfg.lake_uri, "--ds", ds]
+    if since and since != ds:
+        args += ["--since", since]
+    if force:
+        args.append("--force")
+    for key, value in sorted((job_conf.get("settings") or {}).items()):
+        args += ["--set", f"{key}={json.dumps(value)}"]
+    return args
+
+
+def spark_submit_conf(cfg: HintrlConfig) -> dict[str, str]:
+    return {"spark.driver.memory": cfg.spark.driver_memory,
+            "spark.sql.shuffle.partitions": str(cfg.spark.shuffle_partitions),
+            "spark.sql.session.timeZone": "UTC", "spark.ui.enabled": "false", "spark.log.level": "WARN"}
+
+
+def spark_submit_env() -> dict[str, str]:
+    """The worker's own Python drives the job (and finds `spark-submit` beside it)."""
+    bin_dir = str(Path(sys.executable).parent)
+    return {"PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable,
+            "PATH": bin_dir + os.pathsep + os.environ.get("PATH", "")}
+
+
+def _conf(params: dict[str, Any], settings: dict[str, Any]) -> dict[str, Any]:
+    return {"home": params["home"], "lake": params.get("lake"), "mlflow_uri": params.get("mlflow_uri"), "settings": settings}
+
+
+def nightly_plan(params: dict[str, Any], logical_date: dt.datetime) -> dict[str, Any]:
+    """Everything the nightly's tasks need, decided once: days, settings, each Spark job's arguments."""
+    ds = params.get("ds") or logical_date.strftime("%Y-%m-%d")
+    parse_ds(ds)
+    settings = run_settings(params)
+    conf = _conf(params, settings)
+    cfg = config_of(conf)
+    window = NightlyWindow(ds, cfg.train.train_days)
+    spark_args = {f"{job}_args": spark_job_args(conf, window.eval_day, window.first_day)
+                  for jobs in SPARK_JOBS.values() for job in jobs}
+    return {"ds": ds, "eval_day": window.eval_day, "since": window.first_day, "algos": list(cfg.train.algos),
+            "conf": conf, **spark_args, "spark_conf": spark_submit_conf(cfg), "spark_env": spark_submit_env()}
+
+
+def backfill_plan(params: dict[str, Any]) -> dict[str, Any]:
+    start, end = params["start"], params["end"]
+    days = day_range(start, end)
+    conf = _conf(params, dict(params.get("settings") or {}))
+    cfg = config_of(conf)
+    return {"start": start, "end": end, "days": days, "conf": conf,
+            "ingest_args": [spark_job_args(conf, d, force=True) for d in days],
+            "mdp_args": [spark_job_args(conf, d, force=True) for d in days],
+            **{f"{job}_args": spark_job_args(conf, end, start, force=True) for job in SPARK_JOBS["features"]},
+            "spark_conf": spark_submit_conf(cfg), "spark_env": spark_submit_env()}
+
+
+def raw_logs_ready(conf: dict[str, Any], day: str) -> bool:
+    lake = Lake(config_of(conf).lake_uri)
+    return all(partition_complete(lake.raw(t, day)) for t in RAW_DAILY_TABLES)
+
+
+def quality_check(stage: str, conf: dict[str, Any], ds: str, since: str | None, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Run a data-quality check; bad data fails the task for good (retrying cannot fix it)."""
+    from airflow.exceptions import AirflowFailException
+
+    from hintrl.quality import DataQualityError, run_check
+
+    cfg = config_of(conf)
+    try:
+        return run_check(stage, Lake(cfg.lake_uri), ds, since, cfg.features, cfg.quality, log)
+    except DataQualityError as err:
+        raise AirflowFailException(str(err)) from None
+
+
+def spark_job(task_id: str, job: str, plan: Any, orch: OrchestrationConfig, per_day: Any = None, **kwargs: Any):  # type: ignore[no-untyped-def]
+    """A `SparkSubmitOperator` running `pipelines/<job>.py` on the `spark_default` connection's master,
+    in the Spark pool. `plan` is the plan task's output: its `<job>_args`, `spark_conf` and
+    `spark_env` fill the templated fields (XComArgs of the plan's top-level keys: a nested lookup
+    would read another XCom key). With `per_day` (a task's list of argument lists) the job is
+    mapped, one task instance per day."""
+    from airflow.providers.apache.spark.operators.spark_submit import (
+        SparkSubmitOperator,
+    )
+
+    common = dict(task_id=task_id, application=str(JOBS_DIR / f"{job}.py"), conn_id=orch.spark_conn_id,
+                  conf=plan["spark_conf"], env_vars=plan["spark_env"], name=f"hintrl-{job}", pool=orch.spark_pool, **kwargs)
+    if per_day is not None:
+        return SparkSubmitOperator.partial(**common).expand(application_args=per_day)
+    return SparkSubmitOperator(application_args=plan[f"{job}_args"], **common)
+
+
+def task_defaults(orch: OrchestrationConfig) -> dict[str, Any]:
+    return {"retries": orch.retries, "retry_delay": dt.timedelta(seconds=orch.retry_delay_s),
+            "retry_exponential_backoff": True, "max_retry_delay": dt.timedelta(seconds=orch.max_retry_delay_s),
+            "on_failure_callback": record_failure}
+
+
+def failures_path(home: str | Path) -> Path:
+    return Path(home) / "alerts" / "failures.jsonl"
+
+
+def record_failure(context: dict[str, Any]) -> None:
+    """On-failure callback: one JSON line per failed task in `<home>/alerts/failures.jsonl` (what an
+    alerting hook or a person tails), and the same line in the task log."""
+    ti = context.get("ti") or context.get("task_instance")
+    params = context.get("params") or {}
+    entry = {
+        "at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "dag_id": getattr(ti, "dag_id", None), "task_id": getattr(ti, "task_id", None),
+        "run_id": getattr(ti, "run_id", None), "try_number": getattr(ti, "try_number", None),
+        "map_index": getattr(ti, "map_index", None), "error": str(context.get("exception") or "")[:2000],
+    }
+    print("hintrl task failed: " + json.dumps(entry))
+    home = params.get("home")
+    if home:
+        path = failures_path(home)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("a") as out:
+            out.write(json.dumps(entry) + "\n")
 
 
 def stage_command(stage: list[str], ds: str, conf: dict[str, Any]) -> list[str]:
     cmd = [sys.executable, "-m", "hintrl.cli", *stage, "--ds", ds, "--json"]
-    for flag in ("home", "lake", "mlflow_uri", "master"):
+    for flag in ("home", "lake", "mlflow_uri"):
         if conf.get(flag):
             cmd += [f"--{flag.replace('_', '-')}", str(conf[flag])]
     for key, value in sorted((conf.get("settings") or {}).items()):

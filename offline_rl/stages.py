@@ -63,22 +63,9 @@ def train_stage(cfg: HintrlConfig, ds: str, algo: str, progress: Progress = prin
 
 
 def _catalog_spec(cfg: HintrlConfig):  # type: ignore[no-untyped-def]
-    """The feature spec of the lake's hint catalog under the configured settings."""
-    import pyarrow.parquet as pq
+    from feature_store.catalog import catalog_spec
 
-    from feature_store.registry import build_spec, slots_for
-    from hintrl.errors import DataContractError
-
-    try:
-        catalog = pq.read_table(Lake(cfg.lake_uri).raw("hint_catalog"), columns=["hint_type", "family"]).to_pandas()
-    except (FileNotFoundError, OSError) as err:
-        raise DataContractError(f"cannot read the hint catalog under {cfg.lake_uri}: {err}") from None
-    catalog = catalog.sort_values("hint_type")
-    try:
-        slots = slots_for(list(catalog.hint_type), list(catalog.family), cfg.features.hint_slots)
-    except ValueError as err:
-        raise DataContractError(f"hint catalog: {err}") from None
-    return build_spec(slots, cfg.features.ctr_prior_clicks, cfg.features.ctr_prior_non_clicks)
+    return catalog_spec(Lake(cfg.lake_uri), cfg.features)
 
 
 def _estimate(data: dict[str, Any]) -> Estimate:

@@ -8,7 +8,7 @@ import sys
 from functools import partial
 from pathlib import Path
 
-from hintrl.config import HintrlConfig, SparkConfig
+from hintrl.config import HintrlConfig, setting_arg
 from hintrl.dates import parse_ds
 from hintrl.errors import HintrlError
 
@@ -30,13 +30,19 @@ def run_job(job: str, argv: list[str] | None = None) -> None:
     parser.add_argument("--since", help="also process earlier days from this one whose output is missing")
     parser.add_argument("--master", default=None, help="Spark master (default: the one spark-submit was given)")
     parser.add_argument("--force", action="store_true", help="recompute every day from --since, even with output")
+    parser.add_argument("--set", action="append", type=setting_arg, metavar="SECTION.KEY=VALUE",
+                        help="override a setting of hintrl.config, e.g. reward.preset=guided (repeatable)")
     args = parser.parse_args(argv)
     try:
         for day in filter(None, (args.ds, args.since)):
             parse_ds(day)
         # Without --master the job keeps the master spark-submit was given.
-        spark_cfg = SparkConfig(master=args.master or "")
-        cfg = HintrlConfig(home=Path.cwd(), lake=args.lake, spark=spark_cfg)
+        overrides = dict(args.set or [])
+        overrides["spark.master"] = args.master or ""
+        try:
+            cfg = HintrlConfig(home=Path.cwd(), lake=args.lake).replace(**overrides)
+        except (KeyError, TypeError, ValueError) as err:
+            raise HintrlError(f"bad --set: {err}") from None
         spark = get_spark(cfg.spark)
         report = jobs[job](spark, cfg, args.ds, args.since, force=args.force)
         print(json.dumps(report, default=str))

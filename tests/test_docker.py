@@ -17,6 +17,21 @@ def test_compose_has_every_component_of_the_deployment():
     assert services["airflow-scheduler"]["command"] == "airflow scheduler"
     assert "spark://spark-master:7077" in services["spark-worker"]["command"]
     assert services["mlflow"]["command"].split()[:2] == ["mlflow", "server"]
+    assert "airflow pools set spark" in services["airflow-init"]["command"]
+
+
+def test_spark_default_resolves_to_the_master_spark_submit_gets(monkeypatch):
+    """The compose file's spark_default (URI form) and the local one `hintrl nightly` defines (JSON
+    form) give SparkSubmitHook the right --master."""
+    from airflow.providers.apache.spark.hooks.spark_submit import SparkSubmitHook
+
+    from hintrl.nightly import spark_connection
+
+    env = yaml.safe_load((REPO / "docker" / "compose.yaml").read_text())["services"]["airflow-scheduler"]["environment"]
+    for value, master in ((env["AIRFLOW_CONN_SPARK_DEFAULT"], "spark://spark-master:7077"),
+                          (spark_connection("local[*]"), "local[*]")):
+        monkeypatch.setenv("AIRFLOW_CONN_SPARK_DEFAULT", value)
+        assert SparkSubmitHook(conn_id="spark_default")._resolve_connection()["master"] == master
 
 
 def test_image_installs_the_pinned_tree_and_cpu_torch():

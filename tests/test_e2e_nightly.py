@@ -255,3 +255,27 @@ def test_registry_status_and_rollback_record_who_and_why(two_nights):
     proc = subprocess.run([sys.executable, "-m", "hintrl.cli", "registry", "rollback", "--reason", "again",
                            "--home", str(home)], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 1 and "no previous_champion to roll back to" in proc.stderr
+
+
+def test_a_failed_data_quality_check_stops_the_nightly_and_is_recorded(two_nights, tmp_path):
+    """A validated partition that lost a file (its _SUCCESS marker still there): the ingest check
+    recounts raw = clean + quarantined, fails, and nothing downstream runs."""
+    import shutil
+
+    home, _, _ = two_nights
+    copy = tmp_path / "home"
+    shutil.copytree(home / "lake", copy / "lake")
+    validated = copy / "lake" / "validated" / "search_pv" / "ds=2026-11-04"
+    for part in validated.glob("*.parquet"):
+        part.unlink()
+    # (an earlier test's nightly built 2026-11-05's transitions in the original lake)
+    shutil.rmtree(copy / "lake" / "mdp" / "transitions" / "ds=2026-11-05", ignore_errors=True)
+    proc = subprocess.run([sys.executable, "-m", "hintrl.cli", "nightly", "--ds", "2026-11-06", "--home", str(copy), *FAST],
+                          capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 1
+    assert "failed task(s): check_ingest (ingest data-quality check failed: search_pv/ds=2026-11-04:" in proc.stderr
+    assert "raw rows but 0 clean" in proc.stderr and "not run: build_mdp" in proc.stderr
+    failures = [json.loads(line) for line in (copy / "alerts" / "failures.jsonl").read_text().splitlines()]
+    assert [f["task_id"] for f in failures] == ["check_ingest"]
+    assert not (copy / "lake" / "mdp" / "transitions" / "ds=2026-11-05").exists()
+    assert not (copy / "staging" / "ds=2026-11-06").exists()
