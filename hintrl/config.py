@@ -117,6 +117,10 @@ class TrainConfig:
     torch_threads: int = 2
     # The served (and evaluated) policy: softmax over masked Q / temperature.
     temperature: float = 0.05
+    # Stratified mini-batches: stratum pattern (gender|age band|purchase power, fnmatch, e.g.
+    # "F|*|*") -> share of each batch; strata no pattern matches share the rest in their logged
+    # proportions. Empty: batches follow the logs' own mix.
+    stratum_mix: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

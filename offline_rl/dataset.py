@@ -41,6 +41,10 @@ class Transitions:
     def observations(self) -> np.ndarray:
         return np.concatenate([self.states, self.masks], axis=1)
 
+    def observation_rows(self, n: int) -> np.ndarray:
+        """The first n observations (without building the whole observation matrix)."""
+        return np.concatenate([self.states[:n], self.masks[:n]], axis=1)
+
     @property
     def state_dim(self) -> int:
         return self.states.shape[1]

@@ -56,9 +56,28 @@ def train_stage(cfg: HintrlConfig, ds: str, algo: str, progress: Progress = prin
     if spec.version != data.feature_spec_version:
         raise HintrlError(f"transitions of {data.days[0]}..{data.days[-1]} use feature spec {data.feature_spec_version}, "
                           f"the catalog and settings give {spec.version}: rebuild them (hintrl backfill)")
-    trained = train_policy(algo, data, cfg.train, staging(cfg, ds) / algo, progress)
-    # The served model rebuilds states from feature rows with exactly this spec.
-    (staging(cfg, ds) / algo / SPEC_FILE).write_text(json.dumps(spec.to_json(), indent=2))
+    from offline_rl.registry import Registry
+    from offline_rl.tracking import TrainingRun
+
+    ds_range = f"{data.days[0]}..{data.days[-1]}"
+    registry = Registry(cfg.tracking_uri, cfg.model_name, cfg.experiment, cfg.artifact_root)
+    run = TrainingRun(
+        registry, ds, algo,
+        params={"algo": algo, "train": cfg.to_dict()["train"], "reward_preset": cfg.reward.preset, "data_ds_range": ds_range,
+                "rows": len(data), "episodes": data.n_episodes, "feature_spec_version": data.feature_spec_version},
+        tags={"reward_preset": cfg.reward.preset, "data_ds_range": ds_range, "rows": str(len(data)),
+              "feature_spec_version": data.feature_spec_version, "code_version": code_version()},
+    )
+    folder = staging(cfg, ds) / algo
+    try:
+        trained = train_policy(algo, data, cfg.train, folder, progress, run.adapter_factory(), run.run_id)
+        # The served model rebuilds states from feature rows with exactly this spec.
+        (folder / SPEC_FILE).write_text(json.dumps(spec.to_json(), indent=2))
+        run.finish(folder, {"seconds": trained.seconds, "steps_per_second": trained.n_steps / max(trained.seconds, 1e-9)})
+    except BaseException:
+        run.fail()
+        raise
+    progress(f"train {algo}: MLflow run {run.run_id}")
     return trained.to_json()
 
 
@@ -250,7 +269,9 @@ def promote_stage(cfg: HintrlConfig, ds: str, progress: Progress = print) -> dic
     table = format_ope_table(report)
     tags = {"feature_spec_version": report["feature_spec_version"], "reward_preset": cfg.reward.preset,
             "data_ds_range": f"{report['train_days'][0]}..{report['eval_day']}", "algo": challenger,
-            "code_version": code_version(), "gate_estimator": estimator}
+            "code_version": code_version(), "gate_estimator": estimator,
+            **{f"train_run.{algo}": meta["mlflow_run_id"] for algo, meta in report["trained"].items()
+               if meta.get("mlflow_run_id")}}
     run_id, version, model_uri = registry.log_nightly(
         ds, params, metrics, {"ope_table.md": table, "ope_report.json": json.dumps(report, indent=2)},
         {algo: staging(cfg, ds) / algo for algo in candidates}, challenger, tags, figures(report),

@@ -33,6 +33,8 @@ class TrainedPolicy:
     n_steps: int
     seconds: float
     final_metrics: dict[str, float]
+    stratum_mix: dict[str, float]
+    mlflow_run_id: str | None = None
 
     def to_json(self) -> dict:
         out = asdict(self)
@@ -70,7 +72,11 @@ def train_policy(
     cfg: TrainConfig,
     out_dir: Path,
     progress: Callable[[str], None] = print,
+    logger_adapter=None,  # type: ignore[no-untyped-def]
+    mlflow_run_id: str | None = None,
 ) -> TrainedPolicy:
+    """Train `name` on `data` (mini-batches drawn to `cfg.stratum_mix` when one is set), stage it in
+    `out_dir`; `logger_adapter` (a d3rlpy LoggerAdapterFactory) receives every epoch's metrics."""
     import d3rlpy
     import torch
 
@@ -79,14 +85,21 @@ def train_policy(
     if cfg.n_steps < cfg.n_steps_per_epoch:
         # d3rlpy trains nothing when n_steps < n_steps_per_epoch.
         raise HintrlError(f"train.n_steps ({cfg.n_steps}) must be >= train.n_steps_per_epoch ({cfg.n_steps_per_epoch})")
-    dataset = d3rlpy.dataset.MDPDataset(
-        observations=data.observations,
-        actions=data.actions.reshape(-1, 1),
-        rewards=data.rewards.reshape(-1, 1),
-        terminals=data.terminals,
-        action_space=d3rlpy.ActionSpace.DISCRETE,
-        action_size=data.n_actions,
-    )
+    if cfg.stratum_mix:
+        from offline_rl.sampling import stratified_dataset
+
+        dataset = stratified_dataset(data, cfg.stratum_mix)
+        mix = ", ".join(f"{k} {v:.3f}" for k, v in sorted(dataset.weights.items()) if v > 0)
+        progress(f"train {name}: stratified batches, stratum shares {mix}")
+    else:
+        dataset = d3rlpy.dataset.MDPDataset(
+            observations=data.observations,
+            actions=data.actions.reshape(-1, 1),
+            rewards=data.rewards.reshape(-1, 1),
+            terminals=data.terminals,
+            action_space=d3rlpy.ActionSpace.DISCRETE,
+            action_size=data.n_actions,
+        )
     algo = _algo_config(name, cfg, data.state_dim).create(device="cpu:0")
     progress(f"train {name}: {len(data)} transitions, {data.n_episodes} episodes, {cfg.n_steps} steps")
     start = time.perf_counter()
@@ -95,7 +108,7 @@ def train_policy(
         n_steps=cfg.n_steps,
         n_steps_per_epoch=cfg.n_steps_per_epoch,
         show_progress=False,
-        logger_adapter=d3rlpy.logging.NoopAdapterFactory(),
+        logger_adapter=logger_adapter or d3rlpy.logging.NoopAdapterFactory(),
         epoch_callback=lambda _algo, epoch, step: progress(f"train {name}: epoch {epoch} done at step {step}"),
     )
     seconds = time.perf_counter() - start
@@ -106,12 +119,13 @@ def train_policy(
         algo=name, path=out_dir, feature_spec_version=data.feature_spec_version, state_dim=data.state_dim,
         n_actions=data.n_actions, temperature=cfg.temperature, train_days=data.days, transitions=len(data),
         episodes=data.n_episodes, n_steps=cfg.n_steps, seconds=round(seconds, 2), final_metrics=final,
+        stratum_mix=dict(cfg.stratum_mix), mlflow_run_id=mlflow_run_id,
     )
     (out_dir / "policy.json").write_text(json.dumps(trained.to_json(), indent=2))
     from offline_rl.policies import QSoftmaxPolicy
     from offline_rl.serving import TORCHSCRIPT_FILE, export_torchscript
 
-    export_torchscript(QSoftmaxPolicy(algo, data.state_dim, cfg.temperature, name), data.observations[:64],
+    export_torchscript(QSoftmaxPolicy(algo, data.state_dim, cfg.temperature, name), data.observation_rows(64),
                        out_dir / TORCHSCRIPT_FILE)
     progress(f"train {name}: {cfg.n_steps} steps in {seconds:.1f}s ({cfg.n_steps / max(seconds, 1e-9):.0f} steps/s), {final}")
     return trained

@@ -1,0 +1,117 @@
+"""Baseline policies (Thompson sampling, behaviour cloning) and stratified mini-batches."""
+
+import numpy as np
+import pytest
+
+from hintrl.errors import HintrlError
+from offline_rl.dataset import Transitions
+
+
+def make_transitions(n_episodes=600, seed=0, strata=None):
+    """Episodes of one step; state [is_female, 1]; 4 hint types, candidates {0, 1, 2} or {1, 2, 3}.
+    The logged policy picks uniformly among the candidates; type 1 is clicked 60% of the time,
+    others 10%."""
+    rng = np.random.default_rng(seed)
+    female = rng.random(n_episodes) < 0.5 if strata is None else np.char.startswith(np.asarray(strata, dtype=str), "F")
+    states = np.stack([female, np.ones(n_episodes)], axis=1).astype(np.float32)
+    first = rng.random(n_episodes) < 0.5
+    masks = np.where(first[:, None], [1, 1, 1, 0], [0, 1, 1, 1]).astype(np.float32)
+    actions = np.array([rng.choice(np.flatnonzero(m)) for m in masks])
+    clicks = (rng.random(n_episodes) < np.where(actions == 1, 0.6, 0.1)).astype(np.float64)
+    if strata is None:
+        strata = np.where(female, "F|25-34|3", "M|25-34|3")
+    return Transitions(
+        episode_ids=np.arange(n_episodes).astype(str), steps=np.zeros(n_episodes, dtype=np.int64), states=states,
+        masks=masks, actions=actions.astype(np.int64), propensities=np.full(n_episodes, 1 / 3),
+        rewards=clicks.astype(np.float32), terminals=np.ones(n_episodes, dtype=np.float32),
+        buckets=np.full(n_episodes, "explore"), strata=np.asarray(strata), feature_spec_version="test",
+        days=("2026-11-01",), components={"hint_click": clicks},
+    )
+
+
+def test_thompson_posteriors_count_shows_and_clicks():
+    from offline_rl.baselines import fit_thompson
+
+    data = make_transitions()
+    policy = fit_thompson(data, prior=(1.0, 1.0))
+    shows = np.bincount(data.actions, minlength=4)
+    clicks = np.bincount(data.actions, weights=data.components["hint_click"], minlength=4)
+    np.testing.assert_array_equal(policy.alpha[0], clicks + 1)
+    np.testing.assert_array_equal(policy.beta[0], shows - clicks + 1)
+
+
+def test_thompson_probabilities_are_the_chance_of_the_largest_draw():
+    from offline_rl.baselines import ThompsonPolicy
+
+    # Two arms: Beta(2, 1) vs Beta(1, 1): P(X > Y) = 2/3 in closed form. A third arm is masked out.
+    policy = ThompsonPolicy(state_dim=1, alpha=np.array([[2.0, 1.0, 50.0]]), beta=np.array([[1.0, 1.0, 1.0]]),
+                            segment_of=lambda s: np.zeros(len(s), dtype=np.int64), n_draws=40_000)
+    pi = policy.action_probabilities(np.array([[0.0, 1, 1, 0], [0.0, 1, 1, 0], [0.0, 0, 1, 0]]))
+    np.testing.assert_allclose(pi[0], [2 / 3, 1 / 3, 0], atol=0.01)
+    np.testing.assert_array_equal(pi[0], pi[1])  # the same state and candidates: the same answer
+    np.testing.assert_array_equal(pi[2], [0, 1, 0])
+
+
+def test_thompson_per_segment_learns_each_segment_apart():
+    from offline_rl.baselines import fit_thompson, state_segments
+
+    data = make_transitions(2000)
+    # Women click type 2 instead of type 1.
+    female = data.states[:, 0] > 0.5
+    clicks = np.where(female, data.actions == 2, data.actions == 1).astype(np.float64)
+    data.components["hint_click"] = clicks
+    segment_of, n = state_segments(["is_female", "bias"], ("is_female",))
+    policy = fit_thompson(data, per="segment", segment_of=segment_of, n_segments=n)
+    pi = policy.action_probabilities(np.array([[1.0, 1, 0, 1, 1, 0], [0.0, 1, 0, 1, 1, 0]]))
+    assert pi[0].argmax() == 2 and pi[1].argmax() == 1 and pi[0, 3] == pi[1, 3] == 0
+
+
+def test_behaviour_cloning_recovers_the_logged_probabilities_over_candidates():
+    from offline_rl.baselines import fit_bc
+
+    data = make_transitions(1500)
+    policy = fit_bc(data, n_steps=600, learning_rate=3e-3, hidden_units=(16,))
+    pi = policy.action_probabilities(data.observations[:200])
+    assert np.all(pi[data.masks[:200] == 0] == 0)
+    np.testing.assert_allclose(pi.sum(axis=1), 1.0, rtol=1e-6)
+    # The logs pick uniformly among 3 candidates.
+    np.testing.assert_allclose(pi[data.masks[:200] == 1], 1 / 3, atol=0.08)
+
+
+def test_stratum_weights_follow_the_target_and_keep_logged_proportions_elsewhere():
+    from offline_rl.sampling import stratum_weights
+
+    strata = np.array(["F|18-24|1"] * 10 + ["F|25-34|2"] * 30 + ["M|18-24|1"] * 40 + ["U|unknown|0"] * 20)
+    weights = stratum_weights(strata, {"F|*|*": 0.5})
+    assert weights["F|18-24|1"] == pytest.approx(0.125) and weights["F|25-34|2"] == pytest.approx(0.375)
+    assert weights["M|18-24|1"] == pytest.approx(0.5 * 40 / 60) and weights["U|unknown|0"] == pytest.approx(0.5 * 20 / 60)
+    with pytest.raises(HintrlError, match="no transitions in stratum pattern"):
+        stratum_weights(strata, {"X|*|*": 0.1})
+    with pytest.raises(HintrlError, match="matches several patterns"):
+        stratum_weights(strata, {"F|*|*": 0.2, "*|18-24|*": 0.2})
+    with pytest.raises(HintrlError, match="sum to at most 1"):
+        stratum_weights(strata, {"F|*|*": 0.7, "M|*|*": 0.7})
+
+
+def test_stratified_batches_match_the_target_mix_within_two_points():
+    import d3rlpy
+
+    from offline_rl.sampling import stratified_dataset
+
+    rng = np.random.default_rng(1)
+    # The logs: 70% M, 20% F, 10% U; the target: 40% F, 40% M, 20% U.
+    strata = rng.choice(["M|25-34|3", "F|25-34|3", "U|unknown|0"], size=3000, p=[0.7, 0.2, 0.1])
+    data = make_transitions(3000, strata=strata)
+    target = {"F|*|*": 0.4, "M|*|*": 0.4, "U|*|*": 0.2}
+    d3rlpy.seed(3)
+    buffer = stratified_dataset(data, target)
+    batches = [buffer.sample_transition_batch(256) for _ in range(40)]
+    female = np.concatenate([b.observations[:, 0] for b in batches]) > 0.5
+    # Each observation's stratum: F rows carry is_female = 1, so the F share is measurable directly.
+    assert abs(female.mean() - 0.4) < 0.02
+    counts = {k: 0 for k in target}
+    for _ in range(40):
+        for index in buffer.sample_indices(256):
+            counts[strata[index][0] + "|*|*"] += 1
+    for key, share in target.items():
+        assert abs(counts[key] / (40 * 256) - share) < 0.02, (key, counts)
