@@ -92,6 +92,10 @@ class RewardConfig:
     guided_item_click: float = 0.2
     guided_page_turn: float = -0.1
     guided_purchase: float = 2.0
+    # Subtract from each step's reward the mean reward of the baseline bucket's steps in the same
+    # hour of the day (the day's mean for an hour without baseline steps), so that what is learnt
+    # is the lift over the baseline, not the hour's traffic.
+    baseline_correction: bool = False
 
     def __post_init__(self) -> None:
         from hintrl.rewards import PRESETS

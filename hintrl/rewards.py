@@ -11,6 +11,10 @@ Step components (all doubles):
   purchased               1 if the page led to a purchase
   purchase_amount         amount paid, 0 without purchase
   left_without_purchase   1 on the last page of an episode that never purchased on it
+
+With `reward.baseline_correction` the transitions job subtracts from each step's reward the mean
+reward of the baseline bucket in the same hour (pipelines/mdp.py) and keeps that mean as the
+component `baseline_hour_mean`.
 """
 
 from __future__ import annotations

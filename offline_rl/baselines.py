@@ -110,12 +110,10 @@ def fit_bc(data: Transitions, n_steps: int = 1000, batch_size: int = 256, learni
     import d3rlpy
 
     from offline_rl.masked_q import MaskedStateEncoderFactory
+    from offline_rl.replay import ArrayReplayBuffer
 
     d3rlpy.seed(seed)
-    dataset = d3rlpy.dataset.MDPDataset(
-        observations=data.observations, actions=data.actions.reshape(-1, 1), rewards=data.rewards.reshape(-1, 1),
-        terminals=data.terminals, action_space=d3rlpy.ActionSpace.DISCRETE, action_size=data.n_actions,
-    )
+    dataset = ArrayReplayBuffer(data)
     algo = d3rlpy.algos.DiscreteBCConfig(
         batch_size=batch_size, learning_rate=learning_rate,
         encoder_factory=MaskedStateEncoderFactory(state_dim=data.state_dim, hidden_units=list(hidden_units)),

@@ -74,12 +74,10 @@ def fit_fqe(policy: QSoftmaxPolicy, data: Transitions, cfg: OPEConfig) -> Fitted
         MaskedMeanQFunctionFactory,
         MaskedStateEncoderFactory,
     )
+    from offline_rl.replay import ArrayReplayBuffer
 
     d3rlpy.seed(cfg.seed)
-    dataset = d3rlpy.dataset.MDPDataset(
-        observations=data.observations, actions=data.actions.reshape(-1, 1), rewards=data.rewards.reshape(-1, 1),
-        terminals=data.terminals, action_space=d3rlpy.ActionSpace.DISCRETE, action_size=data.n_actions,
-    )
+    dataset = ArrayReplayBuffer(data)
     fqe = d3rlpy.ope.DiscreteFQE(
         algo=policy.algo,
         config=d3rlpy.ope.FQEConfig(

@@ -4,7 +4,8 @@ purchase power, the transitions' `stratum`) matches a configured target instead 
 A target maps stratum patterns (`fnmatch` patterns over the key, e.g. `F|*|*` or `*|18-24|*`) to
 shares of each batch. Strata no pattern matches share what is left, in their logged proportions;
 inside a pattern's group, strata keep their logged proportions too. Sampling is with replacement,
-like d3rlpy's own, and uses numpy's global generator, so `d3rlpy.seed` makes it reproducible.
+like d3rlpy's own, and uses numpy's global generator, so `d3rlpy.seed` makes it reproducible; the
+batches are gathered by `offline_rl.replay.ArrayReplayBuffer`.
 """
 
 from __future__ import annotations
@@ -13,15 +14,23 @@ from fnmatch import fnmatchcase
 from typing import Mapping
 
 import numpy as np
-from d3rlpy.dataset import ReplayBuffer, TransitionMiniBatch
 
 from hintrl.errors import HintrlError
 
 
-def stratum_weights(strata: np.ndarray, target: Mapping[str, float]) -> dict[str, float]:
+def _strata_codes(strata) -> tuple[list[str], np.ndarray]:  # type: ignore[no-untyped-def]
+    """(distinct strata, each row's index into them), without a string per row for a Categorical."""
+    if hasattr(strata, "codes") and hasattr(strata, "categories"):
+        return [str(c) for c in strata.categories], np.asarray(strata.codes)
+    keys, codes = np.unique(np.asarray(strata, dtype=str), return_inverse=True)
+    return keys.tolist(), codes.reshape(-1)
+
+
+def stratum_weights(strata, target: Mapping[str, float]) -> dict[str, float]:  # type: ignore[no-untyped-def]
     """Share of each logged stratum in a batch under `target` (sums to 1)."""
-    keys, counts = np.unique(np.asarray(strata, dtype=str), return_counts=True)
-    natural = dict(zip(keys.tolist(), (counts / counts.sum()).tolist()))
+    keys, codes = _strata_codes(strata)
+    counts = np.bincount(codes, minlength=len(keys))
+    natural = {k: c / counts.sum() for k, c in zip(keys, counts.tolist()) if c > 0}
     if any(not 0 <= share <= 1 for share in target.values()) or sum(target.values()) > 1 + 1e-9:
         raise HintrlError(f"train.stratum_mix: shares must be in [0, 1] and sum to at most 1, got {dict(target)}")
     group_of: dict[str, str] = {}
@@ -49,48 +58,28 @@ def stratum_weights(strata: np.ndarray, target: Mapping[str, float]) -> dict[str
     return weights
 
 
-class StratifiedReplayBuffer(ReplayBuffer):
-    """d3rlpy's replay buffer, drawing each mini-batch's strata to a target mix.
+class StratumSampler:
+    """Rows drawn so that each batch's strata follow `stratum_weights(strata, target)`: a multinomial
+    count per stratum, then rows uniformly within it (with replacement, like d3rlpy)."""
 
-    `strata[i]` is the stratum of the buffer's i-th transition (episodes in dataset order)."""
-
-    def __init__(self, buffer, strata: np.ndarray, target: Mapping[str, float], **kwargs):  # type: ignore[no-untyped-def]
-        super().__init__(buffer, **kwargs)
-        strata = np.asarray(strata, dtype=str)
-        if len(strata) != self._buffer.transition_count:
-            raise HintrlError(f"{len(strata)} strata for {self._buffer.transition_count} transitions")
+    def __init__(self, strata, target: Mapping[str, float]):  # type: ignore[no-untyped-def]
+        keys, codes = _strata_codes(strata)
         self.weights = stratum_weights(strata, target)
-        self.keys = sorted(k for k, w in self.weights.items() if w > 0)
+        present = [i for i, k in enumerate(keys) if self.weights.get(k, 0) > 0]
+        self.keys = [keys[i] for i in present]
         self.probabilities = np.array([self.weights[k] for k in self.keys])
         self.probabilities /= self.probabilities.sum()
-        self.members = [np.flatnonzero(strata == k) for k in self.keys]
+        self.members = [np.flatnonzero(codes == i) for i in present]
 
-    def sample_indices(self, batch_size: int) -> np.ndarray:
+    def sample(self, batch_size: int) -> np.ndarray:
         counts = np.random.multinomial(batch_size, self.probabilities)
-        return np.concatenate([rows[np.random.randint(len(rows), size=c)] for rows, c in zip(self.members, counts) if c])
-
-    def sample_transition_batch(self, batch_size: int) -> TransitionMiniBatch:
-        indices = self.sample_indices(batch_size)
-        np.random.shuffle(indices)
-        transitions = []
-        for index in indices:
-            episode, transition_index = self._buffer[int(index)]
-            transitions.append(self._transition_picker(episode, transition_index))
-        return TransitionMiniBatch.from_transitions(transitions)
+        rows = np.concatenate([m[np.random.randint(len(m), size=c)] for m, c in zip(self.members, counts) if c])
+        np.random.shuffle(rows)
+        return rows
 
 
-def mdp_episodes(data):  # type: ignore[no-untyped-def]
-    """d3rlpy episodes of `Transitions` (each ends at its terminal step), in the data's order."""
-    from d3rlpy.dataset import EpisodeGenerator
-
-    return EpisodeGenerator(observations=data.observations, actions=data.actions.reshape(-1, 1),
-                            rewards=data.rewards.reshape(-1, 1), terminals=data.terminals)()
-
-
-def stratified_dataset(data, target: Mapping[str, float]) -> StratifiedReplayBuffer:  # type: ignore[no-untyped-def]
+def stratified_dataset(data, target: Mapping[str, float]):  # type: ignore[no-untyped-def]
     """A replay buffer of `data` whose mini-batches follow the stratum `target` mix."""
-    import d3rlpy
-    from d3rlpy.dataset import InfiniteBuffer
+    from offline_rl.replay import ArrayReplayBuffer
 
-    return StratifiedReplayBuffer(InfiniteBuffer(), data.strata, target, episodes=mdp_episodes(data),
-                                  action_space=d3rlpy.ActionSpace.DISCRETE, action_size=data.n_actions)
+    return ArrayReplayBuffer(data, StratumSampler(data.strata, target))

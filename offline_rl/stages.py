@@ -63,8 +63,9 @@ def train_stage(cfg: HintrlConfig, ds: str, algo: str, progress: Progress = prin
     registry = Registry(cfg.tracking_uri, cfg.model_name, cfg.experiment, cfg.artifact_root)
     run = TrainingRun(
         registry, ds, algo,
-        params={"algo": algo, "train": cfg.to_dict()["train"], "reward_preset": cfg.reward.preset, "data_ds_range": ds_range,
-                "rows": len(data), "episodes": data.n_episodes, "feature_spec_version": data.feature_spec_version},
+        params={"algo": algo, "train": cfg.to_dict()["train"], "reward": cfg.to_dict()["reward"],
+                "reward_preset": cfg.reward.preset, "data_ds_range": ds_range, "rows": len(data),
+                "episodes": data.n_episodes, "feature_spec_version": data.feature_spec_version},
         tags={"reward_preset": cfg.reward.preset, "data_ds_range": ds_range, "rows": str(len(data)),
               "feature_spec_version": data.feature_spec_version, "code_version": code_version()},
     )
@@ -263,6 +264,7 @@ def promote_stage(cfg: HintrlConfig, ds: str, progress: Progress = print) -> dic
         "reward_preset": cfg.reward.preset, "feature_spec_version": report["feature_spec_version"],
         "challenger_algo": challenger, "gate_estimator": estimator,
         **{f"train.{k}": v for k, v in cfg.to_dict()["train"].items()},
+        **{f"reward.{k}": v for k, v in cfg.to_dict()["reward"].items()},
         **{f"ope.{k}": v for k, v in cfg.to_dict()["ope"].items()},
         **{f"gate.{k}": v for k, v in cfg.to_dict()["gate"].items()},
     }

@@ -85,21 +85,17 @@ def train_policy(
     if cfg.n_steps < cfg.n_steps_per_epoch:
         # d3rlpy trains nothing when n_steps < n_steps_per_epoch.
         raise HintrlError(f"train.n_steps ({cfg.n_steps}) must be >= train.n_steps_per_epoch ({cfg.n_steps_per_epoch})")
-    if cfg.stratum_mix:
-        from offline_rl.sampling import stratified_dataset
+    from offline_rl.replay import ArrayReplayBuffer
 
-        dataset = stratified_dataset(data, cfg.stratum_mix)
-        mix = ", ".join(f"{k} {v:.3f}" for k, v in sorted(dataset.weights.items()) if v > 0)
+    if cfg.stratum_mix:
+        from offline_rl.sampling import StratumSampler
+
+        sampler = StratumSampler(data.strata, cfg.stratum_mix)
+        mix = ", ".join(f"{k} {v:.3f}" for k, v in sorted(sampler.weights.items()) if v > 0)
         progress(f"train {name}: stratified batches, stratum shares {mix}")
+        dataset = ArrayReplayBuffer(data, sampler)
     else:
-        dataset = d3rlpy.dataset.MDPDataset(
-            observations=data.observations,
-            actions=data.actions.reshape(-1, 1),
-            rewards=data.rewards.reshape(-1, 1),
-            terminals=data.terminals,
-            action_space=d3rlpy.ActionSpace.DISCRETE,
-            action_size=data.n_actions,
-        )
+        dataset = ArrayReplayBuffer(data)
     algo = _algo_config(name, cfg, data.state_dim).create(device="cpu:0")
     progress(f"train {name}: {len(data)} transitions, {data.n_episodes} episodes, {cfg.n_steps} steps")
     start = time.perf_counter()

@@ -44,6 +44,18 @@ def _require(spark: SparkSession, uri: str, what: str) -> DataFrame:
     return spark.read.parquet(uri)
 
 
+def _baseline_corrected(steps: DataFrame, step_reward):  # type: ignore[no-untyped-def]
+    """(steps with the baseline means joined, the corrected reward, the subtracted mean): the mean
+    reward of the baseline bucket's steps in the step's hour, else of the whole day, else 0."""
+    rewarded = steps.withColumn("_raw_reward", step_reward).withColumn("_hour", F.hour("ts"))
+    baseline = rewarded.where(F.col("bucket") == "baseline")
+    hourly = baseline.groupBy("_hour").agg(F.avg("_raw_reward").alias("_hour_mean"))
+    daily = baseline.agg(F.avg("_raw_reward").alias("_day_mean"))
+    joined = rewarded.join(hourly, "_hour", "left").crossJoin(daily)
+    mean = F.coalesce(F.col("_hour_mean"), F.col("_day_mean"), F.lit(0.0))
+    return joined, F.col("_raw_reward") - mean, mean
+
+
 def build_transitions(spark: SparkSession, lake: Lake, ds: str, spec: FeatureSpec, reward_cfg: RewardConfig) -> tuple[DataFrame, DataFrame, DataFrame]:
     """(transitions, quarantined steps, page views) of day ds."""
     pv = _require(spark, lake.validated("search_pv", ds), f"validated search_pv/ds={ds}")
@@ -70,7 +82,9 @@ def build_transitions(spark: SparkSession, lake: Lake, ds: str, spec: FeatureSpe
         "purchase_amount": F.col("purchase_amount"),
         "left_without_purchase": F.when(terminal & (F.col("purchased") == 0), 1.0).otherwise(0.0),
     }
-    step_reward = reward(components, reward_cfg, SparkBackend())
+    step_reward = reward(components, reward_cfg, SparkBackend()).cast("double")
+    if reward_cfg.baseline_correction:
+        steps, step_reward, components["baseline_hour_mean"] = _baseline_corrected(steps, step_reward)
     component_map = F.create_map(*[x for name, col in components.items() for x in (F.lit(name), col.cast("double"))])
     transitions = steps.select(
         "*",

@@ -111,7 +111,53 @@ def test_stratified_batches_match_the_target_mix_within_two_points():
     assert abs(female.mean() - 0.4) < 0.02
     counts = {k: 0 for k in target}
     for _ in range(40):
-        for index in buffer.sample_indices(256):
+        for index in buffer.sampler.sample(256):
             counts[strata[index][0] + "|*|*"] += 1
     for key, share in target.items():
         assert abs(counts[key] / (40 * 256) - share) < 0.02, (key, counts)
+
+
+def multi_step_transitions(n_episodes=50, seed=2):
+    """Episodes of 1..4 steps, ids not in sorted order of appearance."""
+    rng = np.random.default_rng(seed)
+    lengths = rng.integers(1, 5, size=n_episodes)
+    n = int(lengths.sum())
+    steps = np.concatenate([np.arange(k) for k in lengths])
+    ends = np.cumsum(lengths) - 1
+    terminals = np.zeros(n, dtype=np.float32)
+    terminals[ends] = 1.0
+    masks = (rng.random((n, 5)) < 0.6).astype(np.uint8)
+    masks[:, 0] = 1
+    return Transitions(
+        episode_ids=np.repeat(np.arange(n_episodes), lengths).astype(np.int32), steps=steps,
+        states=rng.random((n, 3), dtype=np.float32), masks=masks, actions=rng.integers(0, 5, size=n),
+        propensities=np.full(n, 0.5), rewards=rng.random(n).astype(np.float32), terminals=terminals,
+        buckets=np.full(n, "explore"), strata=np.full(n, "U|unknown|0"), feature_spec_version="t", days=("d",),
+    )
+
+
+def test_array_replay_buffer_gives_d3rlpys_transitions():
+    import d3rlpy
+
+    from offline_rl.replay import ArrayReplayBuffer
+
+    data = multi_step_transitions()
+    reference = d3rlpy.dataset.MDPDataset(observations=data.observations, actions=data.actions.reshape(-1, 1),
+                                          rewards=data.rewards.reshape(-1, 1), terminals=data.terminals,
+                                          action_space=d3rlpy.ActionSpace.DISCRETE, action_size=5)
+    assert reference.transition_count == len(data)
+    rows = np.arange(len(data))
+    ours = ArrayReplayBuffer(data).batch(rows)
+    theirs = d3rlpy.dataset.TransitionMiniBatch.from_transitions(
+        [reference.transition_picker(*reference.buffer[int(i)]) for i in rows])
+    for name in ("observations", "actions", "rewards", "next_observations", "next_actions", "terminals", "intervals"):
+        np.testing.assert_array_equal(getattr(ours, name), getattr(theirs, name), err_msg=name)
+
+
+def test_array_replay_buffer_refuses_episodes_without_a_terminal_end():
+    from offline_rl.replay import ArrayReplayBuffer
+
+    data = multi_step_transitions()
+    data.terminals[-1] = 0.0
+    with pytest.raises(HintrlError, match="terminal flag"):
+        ArrayReplayBuffer(data)

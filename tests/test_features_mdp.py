@@ -189,3 +189,22 @@ def test_last5_from_the_carried_action_tail_equals_the_lookback_read(spark, lake
     # u2 clicked six times on D2: the tail for D3 keeps the 5 latest actions and 5 latest clicks
     tail3 = spark.read.parquet(lake.features(realtime.ACTION_TAIL, D3)).where("user_id = 'u2'").collect()
     assert sorted(r.event_id for r in tail3) == ["b2", "b3", "b4", "b5", "b6"]
+
+
+def test_baseline_bucket_correction_subtracts_the_baseline_hours_mean(spark, lake):
+    """e3 (page 1, clicked) and e4 (page 2, clicked) are baseline steps at 00:00; e5 at 00:05 is in
+    the explore bucket: the baseline mean of hour 0 is (1 + 0.9) / 2 = 0.95 for all three."""
+    from tinylake import DAY2, table
+
+    from simulator.writer import write_partition
+
+    rows = [dict(r, bucket="explore") if r["event_id"] == "e5" else r for r in DAY2]
+    write_partition(table("search_pv", rows), lake.validated("search_pv", D2))
+    long_term.run(spark, lake, D2, SLOTS)
+    realtime.run(spark, lake, D2, SLOTS, FeatureConfig())
+    mdp.run(spark, lake, D2, build_spec(TYPES), RewardConfig(preset="ctr", page_decay=0.9, baseline_correction=True))
+    t = rows_by(spark.read.parquet(lake.transitions(D2)), "event_id")
+    assert t["e3"]["reward"] == pytest.approx(1.0 - 0.95) and t["e4"]["reward"] == pytest.approx(0.9 - 0.95)
+    assert t["e5"]["reward"] == pytest.approx(-0.95)
+    assert t["e5"]["reward_components"]["baseline_hour_mean"] == pytest.approx(0.95)
+    assert t["e4"]["reward_components"]["hint_click"] == 1.0  # the parts stay uncorrected

@@ -33,8 +33,8 @@ def test_ma_rdpg_purchase_click_leave_neither():
 
 
 def test_unknown_preset_and_missing_component_are_refused():
-    with pytest.raises(HintrlError, match="unknown reward preset"):
-        reward(components(), RewardConfig(preset="gmv"))
+    with pytest.raises(ValueError, match="reward.preset must be one of ctr, guided, ma_rdpg"):
+        RewardConfig(preset="gmv")
     broken = components()
     del broken["page"]
     with pytest.raises(HintrlError, match="missing: page"):

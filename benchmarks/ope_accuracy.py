@@ -1,0 +1,104 @@
+"""OPE accuracy against issue 6's targets, on the simulator's default world: for policies of
+different quality, each estimator's estimate against the policy's true value — relative error,
+interval coverage, Spearman rank correlation across policies, and the regret of picking the
+top-estimated policy. Goals: the gate's estimator within 5% of truth, rank correlation >= 0.9,
+intervals that cover the truth at their stated rate.
+
+    bash scripts/dev.sh main                                   # logs 11-01..07, nightly 2026-11-08
+    H=.hintrl; hintrl simulate --home $H --ds 2026-11-08 --days 2      # held-out days, unseen by training
+    hintrl ingest --home $H --ds 2026-11-09 --since 2026-11-08 && hintrl features --home $H --ds 2026-11-09 --since 2026-11-08
+    hintrl build-mdp --home $H --ds 2026-11-09 --since 2026-11-08
+    .venv/bin/python benchmarks/ope_accuracy.py --home $H --ds 2026-11-08 --eval-days 2026-11-07 2026-11-08 2026-11-09
+
+Policies: benchmarks/policy_set.py (uniform, Thompson per type and per gender, behaviour cloning,
+CQL and DQN at their served temperature and at 0.5) and the logged behaviour itself. The value is
+the mean episode return under the transitions' reward (preset `ctr`, gamma 1); the truth of a
+policy is its rollout for every user on that day in the world that wrote the logs, the truth of the
+behaviour a fresh simulation of the logging buckets on that day.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+
+def spearman(x: list[float], y: list[float]) -> float:
+    rx, ry = np.argsort(np.argsort(x)), np.argsort(np.argsort(y))
+    return float(np.corrcoef(rx, ry)[0, 1])
+
+
+def main() -> None:
+    import dataclasses
+
+    import torch
+    from policy_set import build_policies
+
+    from hintrl.config import HintrlConfig
+    from hintrl.lake import Lake
+    from offline_rl.dataset import load_transitions
+    from offline_rl.evaluate import evaluate_behavior, evaluate_policy
+    from simulator.ground_truth import measure, rollout
+    from simulator.logging_policy import ServedPolicy
+    from simulator.logs import Simulator
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--home", default=os.environ.get("HINTRL_HOME", ".hintrl"))
+    parser.add_argument("--ds", default="2026-11-08", help="the nightly whose trained policies to evaluate")
+    parser.add_argument("--eval-days", nargs="+", default=["2026-11-07"])
+    parser.add_argument("--bootstrap", type=int, default=1000)
+    parser.add_argument("--fqe-steps", type=int, default=1000)
+    args = parser.parse_args()
+    torch.set_num_threads(2)
+    cfg = HintrlConfig(home=Path(args.home))
+    ope = dataclasses.replace(cfg.ope, n_bootstrap=args.bootstrap, fqe_steps=args.fqe_steps)
+    built = build_policies(cfg, args.ds)
+    policies, spec = built["policies"], built["spec"]
+    rows = []  # (day, policy, estimator, value, low, high, truth)
+    for day_index, day in enumerate(args.eval_days):
+        data = load_transitions(Lake(cfg.lake_uri), [day], spec.n_actions)
+        logging = Simulator(cfg.simulator, spec=spec).simulate_day(day, 1000 + day_index).frame()
+        truth = {"behavior": measure(logging, "behavior", cfg.reward).returns[cfg.reward.preset].value}
+        evaluations = {"behavior": evaluate_behavior(data, ope)}
+        for name, policy in policies.items():
+            truth[name] = rollout(ServedPolicy(policy, name), cfg.simulator, day, 1, cfg.reward, spec).returns[cfg.reward.preset].value
+            evaluations[name] = evaluate_policy(name, policy, data, ope)
+            print(f"{day} {name}: truth {truth[name]:.4f}, " + ", ".join(
+                f"{e} {est.value:.4f}" for e, est in evaluations[name].estimates.items()), flush=True)
+        for name, evaluation in evaluations.items():
+            for estimator, est in evaluation.estimates.items():
+                rows.append((day, name, estimator, est.value, est.low, est.high, truth[name]))
+
+    estimators = sorted({r[2] for r in rows if r[1] != "behavior"})
+    summary = {}
+    print(f"\nOPE against ground truth over {len(args.eval_days)} day(s), {len(policies) + 1} policies "
+          f"({ope.confidence:.0%} bootstrap intervals, {ope.n_bootstrap} replicates):")
+    print("| estimator | mean relative error | max relative error | coverage | Spearman | regret |\n|---|---|---|---|---|---|")
+    for estimator in estimators:
+        # The behaviour's own value stands in every estimator's list (it is on-policy).
+        picked = [r for r in rows if r[2] == estimator or (r[1] == "behavior" and r[2] == "behavior")]
+        errors = [abs(r[3] - r[6]) / abs(r[6]) for r in picked]
+        covered = [r[4] <= r[6] <= r[5] for r in picked]
+        names = sorted({r[1] for r in picked})
+        est = [np.mean([r[3] for r in picked if r[1] == n]) for n in names]
+        tru = [np.mean([r[6] for r in picked if r[1] == n]) for n in names]
+        regret = max(tru) - tru[int(np.argmax(est))]
+        summary[estimator] = {"policies": len(names), "mean_relative_error": round(float(np.mean(errors)), 4),
+                              "max_relative_error": round(float(np.max(errors)), 4),
+                              "coverage": round(float(np.mean(covered)), 3), "spearman": round(spearman(est, tru), 3),
+                              "regret": round(float(regret), 5)}
+        s = summary[estimator]
+        print(f"| {estimator} | {s['mean_relative_error']:.1%} | {s['max_relative_error']:.1%} | {s['coverage']:.0%} "
+              f"| {s['spearman']:.3f} | {s['regret']:.4f} |")
+    print(json.dumps({"summary": summary, "rows": rows}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,60 @@
+"""Policy quality against issue 5's target, by simulator ground truth on the default world: CQL and
+DQN reach at least 1.10 x the baseline bucket's true hint CTR and beat Thompson sampling; the
+oracle's figure beside them.
+
+    bash scripts/dev.sh main          # 7 days of logs, a nightly for 2026-11-08 (trains CQL and DQN)
+    .venv/bin/python benchmarks/policy_quality.py --home .hintrl --ds 2026-11-08 --days 3
+
+Every policy of benchmarks/policy_set.py, plus the simulator's baseline (the logs' epsilon-greedy
+bucket) and oracle, is rolled out for every user over `--days` days from `--ds` in the world that
+wrote the logs; prints each true hint CTR with its 95% interval and its ratio to the baseline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+
+def main() -> None:
+    import torch
+    from policy_set import build_policies
+
+    from hintrl.config import HintrlConfig
+    from simulator.ground_truth import rollout
+    from simulator.logging_policy import ServedPolicy
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--home", default=os.environ.get("HINTRL_HOME", ".hintrl"))
+    parser.add_argument("--ds", default="2026-11-08", help="the nightly whose trained policies to measure")
+    parser.add_argument("--days", type=int, default=3, help="days of rollout from --ds")
+    args = parser.parse_args()
+    torch.set_num_threads(2)
+    cfg = HintrlConfig(home=Path(args.home))
+    built = build_policies(cfg, args.ds)
+    results = {}
+    for name in ("baseline", "oracle"):
+        results[name] = rollout(name, cfg.simulator, args.ds, args.days, spec=built["spec"])
+    for name, policy in built["policies"].items():
+        results[name] = rollout(ServedPolicy(policy, name), cfg.simulator, args.ds, args.days, spec=built["spec"])
+    base = results["baseline"].hint_ctr.value
+    print(f"True hint CTR, {args.days} days from {args.ds}, every user (95% intervals):")
+    print("| policy | hint CTR | ratio to baseline |\n|---|---|---|")
+    for name, value in sorted(results.items(), key=lambda kv: -kv[1].hint_ctr.value):
+        ctr = value.hint_ctr
+        print(f"| {name} | {ctr.value:.4f} [{ctr.low:.4f}, {ctr.high:.4f}] | {ctr.value / base:.3f} |")
+    best_thompson = max(results["thompson"].hint_ctr.value, results["thompson_gender"].hint_ctr.value)
+    verdict = {algo: {"ratio_to_baseline": round(results[algo].hint_ctr.value / base, 4),
+                      "meets_1_10": results[algo].hint_ctr.value >= 1.10 * base,
+                      "beats_thompson": results[algo].hint_ctr.value > best_thompson}
+               for algo in cfg.train.algos}
+    print(json.dumps({"verdict": verdict, "hint_ctr": {k: v.hint_ctr.value for k, v in results.items()}}))
+
+
+if __name__ == "__main__":
+    main()
