@@ -6,8 +6,9 @@ steps per second of a bare d3rlpy `fit` on the same data and network.
 Synthetic transitions shaped like the default world's (the feature spec's state size, 8 hint types,
 5-step episodes, random candidate masks). For each algorithm: a bare `DiscreteCQL` / `DoubleDQN`
 `fit` on an `MDPDataset` with the same masked network, then `offline_rl.train.train_policy` (the
-nightly's trainer) plain, with the MLflow logger adapter, and with stratified batches. Steps/s are
-of the `fit` call alone (dataset building and saving are reported apart). Prints a JSON summary.
+nightly's trainer: the array replay buffer) plain, with the MLflow logger adapter, and with
+stratified batches. Steps/s are of the `fit` call alone; each variant runs `--repeat` times,
+interleaved, and the median counts. Prints a JSON summary. Measure on a quiet machine.
 """
 
 from __future__ import annotations
@@ -72,6 +73,7 @@ def main() -> None:
     parser.add_argument("--transitions", type=int, default=200_000)
     parser.add_argument("--steps", type=int, default=2000)
     parser.add_argument("--actions", type=int, default=8)
+    parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
     torch.set_num_threads(2)
     state_dim = build_spec(list(range(args.actions))).state_dim
@@ -82,19 +84,25 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         registry = Registry(f"sqlite:///{tmp}/mlflow.db", "bench", "bench", f"{tmp}/artifacts")
         for name in ("dqn", "cql"):
-            bare = bare_fit(name, data, cfg, args.steps)
-            plain = train_policy(name, data, cfg, Path(tmp) / f"{name}-plain", quiet)
-            run = TrainingRun(registry, "2026-11-08", name, {"bench": True}, {})
-            tracked = train_policy(name, data, cfg, Path(tmp) / f"{name}-tracked", quiet, run.adapter_factory(), run.run_id)
-            stratified = train_policy(name, data, dataclasses.replace(cfg, stratum_mix={"F|*|*": 0.4, "M|*|*": 0.4}),
-                                      Path(tmp) / f"{name}-stratified", quiet)
+            rates: dict[str, list[float]] = {}
+            for attempt in range(args.repeat):  # interleaved, so drift in machine load hits every variant
+                rates.setdefault("bare_fit", []).append(bare_fit(name, data, cfg, args.steps))
+                plain = train_policy(name, data, cfg, Path(tmp) / f"{name}-plain", quiet)
+                run = TrainingRun(registry, "2026-11-08", name, {"bench": True}, {})
+                tracked = train_policy(name, data, cfg, Path(tmp) / f"{name}-tracked", quiet, run.adapter_factory(),
+                                       run.run_id)
+                stratified = train_policy(name, data, dataclasses.replace(cfg, stratum_mix={"F|*|*": 0.4, "M|*|*": 0.4}),
+                                          Path(tmp) / f"{name}-stratified", quiet)
+                for label, trained in (("trainer", plain), ("trainer_mlflow", tracked), ("trainer_stratified", stratified)):
+                    rates.setdefault(label, []).append(args.steps / trained.seconds)
+            bare = float(np.median(rates["bare_fit"]))
             row = {"bare_fit_steps_per_s": round(bare, 1)}
-            for label, trained in (("trainer", plain), ("trainer_mlflow", tracked), ("trainer_stratified", stratified)):
-                rate = args.steps / trained.seconds
+            for label in ("trainer", "trainer_mlflow", "trainer_stratified"):
+                rate = float(np.median(rates[label]))
                 row[f"{label}_steps_per_s"] = round(rate, 1)
                 row[f"{label}_ratio"] = round(rate / bare, 3)
             results[name] = row
-            print(f"{name}: " + ", ".join(f"{k} {v}" for k, v in row.items()), flush=True)
+            print(f"{name} (median of {args.repeat}): " + ", ".join(f"{k} {v}" for k, v in row.items()), flush=True)
     print(json.dumps(results))
 
 
