@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import urllib.error
 import urllib.request
@@ -32,6 +34,22 @@ def check_tracking_uri(uri: str, timeout_s: float = 5.0) -> None:
         raise GateError(f"unsupported MLflow tracking URI {uri!r}: use sqlite:///, http(s)://, postgresql:// or mysql://")
 
 
+@contextlib.contextmanager
+def _first_use_lock(tracking_uri: str):  # type: ignore[no-untyped-def]
+    """An exclusive file lock beside a local SQLite tracking DB (nothing for a server or other DBs)."""
+    if not tracking_uri.startswith("sqlite:///"):
+        yield
+        return
+    db = Path(tracking_uri[len("sqlite:///"):])
+    db.parent.mkdir(parents=True, exist_ok=True)
+    with open(f"{db}.lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 class Registry:
     def __init__(self, tracking_uri: str, model_name: str, experiment: str, artifact_root: str):
         import mlflow
@@ -43,14 +61,26 @@ class Registry:
         self.artifact_root = artifact_root
         mlflow.set_tracking_uri(tracking_uri)
         mlflow.set_registry_uri(tracking_uri)
-        self.client = mlflow.MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+        with _first_use_lock(tracking_uri):
+            # Opening a SQLite store creates or migrates its schema; the nightly's training tasks
+            # open it at the same time, and two migrations at once corrupt it.
+            self.client = mlflow.MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+            self.client.search_experiments(max_results=1)
+            self.client.search_registered_models(max_results=1)
 
     def experiment_id(self) -> str:
         found = self.client.get_experiment_by_name(self.experiment)
         if found is not None:
             return found.experiment_id
         location = None if self.tracking_uri.startswith("http") else Path(self.artifact_root).resolve().as_uri()
-        return self.client.create_experiment(self.experiment, artifact_location=location)
+        try:
+            return self.client.create_experiment(self.experiment, artifact_location=location)
+        except self.mlflow.exceptions.MlflowException:
+            # Another process (the parallel training task) created it first.
+            found = self.client.get_experiment_by_name(self.experiment)
+            if found is None:
+                raise
+            return found.experiment_id
 
     def version_by_alias(self, alias: str):  # type: ignore[no-untyped-def]
         from mlflow.exceptions import MlflowException

@@ -76,7 +76,13 @@ def test_second_night_evaluates_the_champion_on_the_same_day(two_nights):
     aliases = client.get_registered_model("hintrl_hint_policy").aliases
     assert {k: str(v) for k, v in aliases.items()} == {"champion": "2", "previous_champion": "1"}
     runs = client.search_runs([client.get_experiment_by_name("hintrl_nightly").experiment_id])
-    assert sorted(r.data.params["ds"] for r in runs) == ["2026-11-04", "2026-11-05"]
+    nightly = [r for r in runs if r.data.tags.get("hintrl.stage") != "train"]
+    assert sorted(r.data.params["ds"] for r in nightly) == ["2026-11-04", "2026-11-05"]
+    # One training run per algorithm and night, each linked from its nightly's run.
+    training = {(r.data.tags["ds"], r.data.tags["algo"]): r.info.run_id for r in runs if r.data.tags.get("hintrl.stage") == "train"}
+    assert set(training) == {(d, a) for d in ("2026-11-04", "2026-11-05") for a in ("cql", "dqn")}
+    for r in nightly:
+        assert r.data.tags["train_run.cql"] == training[(r.data.params["ds"], "cql")]
     assert all("ope.behavior.behavior.value" in r.data.metrics for r in runs)
     assert {a.path for a in client.list_artifacts(runs[0].info.run_id, "report")} == {
         "report/ope_estimates.png", "report/ope_weights.png", "report/ope_actions.png"}

@@ -36,3 +36,19 @@ def test_a_training_run_streams_epochs_and_records_data_params_and_model(tmp_pat
     again = TrainingRun(registry, "2026-11-08", "dqn", {}, {})
     live = client.search_runs([registry.experiment_id()], "tags.ds = '2026-11-08'")
     assert [r.info.run_id for r in live] == [again.run_id]
+
+
+def test_processes_opening_a_fresh_sqlite_store_at_once_do_not_corrupt_it(tmp_path):
+    """The nightly's training tasks run in parallel and each opens the tracking DB: its creation
+    is serialised, so every process gets a working store."""
+    import subprocess
+    import sys
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    code = ("import sys; from offline_rl.registry import Registry; "
+            f"r = Registry({uri!r}, 'm', 'exp', {str(tmp_path / 'a')!r}); print(r.experiment_id())")
+    procs = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(3)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0], [err[-2000:] for _, err in outs]
+    assert len({out.strip().splitlines()[-1] for out, _ in outs}) == 1  # one experiment, found by all
