@@ -8,13 +8,15 @@ intervals that cover the truth at their stated rate.
     H=.hintrl; hintrl simulate --home $H --ds 2026-11-08 --days 2      # held-out days, unseen by training
     hintrl ingest --home $H --ds 2026-11-09 --since 2026-11-08 && hintrl features --home $H --ds 2026-11-09 --since 2026-11-08
     hintrl build-mdp --home $H --ds 2026-11-09 --since 2026-11-08
-    .venv/bin/python benchmarks/ope_accuracy.py --home $H --ds 2026-11-08 --eval-days 2026-11-07 2026-11-08 2026-11-09
+    .venv/bin/python benchmarks/ope_accuracy.py --home $H --ds 2026-11-08 --eval-days 2026-11-07 2026-11-08 2026-11-09 \
+        --runs 2026-11-01 2026-11-08
 
 Policies: benchmarks/policy_set.py (uniform, Thompson per type and per gender, behaviour cloning,
 CQL and DQN at their served temperature and at 0.5) and the logged behaviour itself. The value is
 the mean episode return under the transitions' reward (preset `ctr`, gamma 1); the truth of a
-policy is its rollout for every user on that day in the world that wrote the logs, the truth of the
-behaviour a fresh simulation of the logging buckets on that day.
+policy is its rollout for every user in the world that wrote the logs, from the first day of the
+simulation run that wrote the eval day (users' history builds up the same way), measured on the
+eval day; the truth of the behaviour is an independent replica of that logging run.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ def main() -> None:
     from policy_set import build_policies
 
     from hintrl.config import HintrlConfig
+    from hintrl.dates import parse_ds, shift
     from hintrl.lake import Lake
     from offline_rl.dataset import load_transitions
     from offline_rl.evaluate import evaluate_behavior, evaluate_policy
@@ -53,6 +56,9 @@ def main() -> None:
     parser.add_argument("--home", default=os.environ.get("HINTRL_HOME", ".hintrl"))
     parser.add_argument("--ds", default="2026-11-08", help="the nightly whose trained policies to evaluate")
     parser.add_argument("--eval-days", nargs="+", default=["2026-11-07"])
+    parser.add_argument("--runs", nargs="+", default=["2026-11-01"],
+                        help="first days of the `hintrl simulate` runs that wrote the eval days (users' "
+                             "history builds up from there, in the logs and in the truth alike)")
     parser.add_argument("--bootstrap", type=int, default=1000)
     parser.add_argument("--fqe-steps", type=int, default=1000)
     args = parser.parse_args()
@@ -62,13 +68,18 @@ def main() -> None:
     built = build_policies(cfg, args.ds)
     policies, spec = built["policies"], built["spec"]
     rows = []  # (day, policy, estimator, value, low, high, truth)
-    for day_index, day in enumerate(args.eval_days):
+    for day in args.eval_days:
+        start = max(r for r in args.runs if r <= day)
+        n_days = (parse_ds(day) - parse_ds(start)).days + 1
         data = load_transitions(Lake(cfg.lake_uri), [day], spec.n_actions)
-        logging = Simulator(cfg.simulator, spec=spec).simulate_day(day, 1000 + day_index).frame()
-        truth = {"behavior": measure(logging, "behavior", cfg.reward).returns[cfg.reward.preset].value}
+        # The behaviour's truth: an independent replica of the logging run (other random draws, same world).
+        replica = Simulator(cfg.simulator, spec=spec)
+        frames = [replica.simulate_day(shift(start, i), 1000 + i).frame() for i in range(n_days)]
+        truth = {"behavior": measure(frames[-1], "behavior", cfg.reward).returns[cfg.reward.preset].value}
         evaluations = {"behavior": evaluate_behavior(data, ope)}
         for name, policy in policies.items():
-            truth[name] = rollout(ServedPolicy(policy, name), cfg.simulator, day, 1, cfg.reward, spec).returns[cfg.reward.preset].value
+            truth[name] = rollout(ServedPolicy(policy, name), cfg.simulator, start, n_days, cfg.reward, spec,
+                                  measure_last=1).returns[cfg.reward.preset].value
             evaluations[name] = evaluate_policy(name, policy, data, ope)
             print(f"{day} {name}: truth {truth[name]:.4f}, " + ", ".join(
                 f"{e} {est.value:.4f}" for e, est in evaluations[name].estimates.items()), flush=True)

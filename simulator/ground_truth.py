@@ -114,10 +114,13 @@ def rollout(
     reward_cfg: RewardConfig | None = None,
     spec: FeatureSpec | None = None,
     world: World | None = None,
+    measure_last: int = 0,
 ) -> PolicyValue:
     """Roll `policy` out for every user over `days` days from `first_ds`.
 
     `policy` is a simulator policy, or the name of a built-in one: baseline, uniform, oracle.
+    With `measure_last` > 0 only the last that many days are measured (the days before build up
+    the users' history, as they did in the logs of a run that started on `first_ds`).
     """
     from simulator.logging_policy import OraclePolicy
 
@@ -131,4 +134,6 @@ def rollout(
     sim.policies["policy"] = policy
     sim.user_bucket[:] = BUCKETS.index("policy")
     frames = [sim.simulate_day(shift(first_ds, i), i).frame() for i in range(days)]
+    if measure_last:
+        frames = frames[-measure_last:]
     return measure(pd.concat(frames, ignore_index=True), policy.name, reward_cfg)

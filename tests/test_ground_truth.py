@@ -93,3 +93,10 @@ def test_thompson_sampling_rolls_out_in_the_simulator():
     sharp = ServedPolicy(ThompsonPolicy(state_dim, 1000 * appeal[None, :] + 1, 1000 * (1 - appeal[None, :]) + 1,
                                         one_segment), name="thompson-sharp")
     assert rollout(sharp, WORLD, DAYS[0], 1).hint_ctr.value > uniform.hint_ctr.value + 0.01
+
+
+def test_rollout_can_measure_only_its_last_days(baseline_truth):
+    """Two days measured on the second only: the first day still runs (users' history builds up)."""
+    first = rollout("baseline", WORLD, DAYS[0], 1)
+    last = rollout("baseline", WORLD, DAYS[0], 2, measure_last=1)
+    assert first.n_page_views + last.n_page_views == baseline_truth.n_page_views
