@@ -83,8 +83,8 @@ def test_second_night_evaluates_the_champion_on_the_same_day(two_nights):
     assert set(training) == {(d, a) for d in ("2026-11-04", "2026-11-05") for a in ("cql", "dqn")}
     for r in nightly:
         assert r.data.tags["train_run.cql"] == training[(r.data.params["ds"], "cql")]
-    assert all("ope.behavior.behavior.value" in r.data.metrics for r in runs)
-    assert {a.path for a in client.list_artifacts(runs[0].info.run_id, "report")} == {
+    assert all("ope.behavior.behavior.value" in r.data.metrics for r in nightly)
+    assert {a.path for a in client.list_artifacts(nightly[0].info.run_id, "report")} == {
         "report/ope_estimates.png", "report/ope_weights.png", "report/ope_actions.png"}
 
 
