@@ -182,8 +182,8 @@ class GateConfig:
 class QualityConfig:
     """Data-quality checks between the stages of the DAGs (hintrl/quality.py)."""
 
-    # A feature column may be null on at most this share of a day's rows (only the documented
-    # nullable ones, e.g. the category of a user's first query, are exempt).
+    # A feature column may be null on at most this share of a day's rows (the registry's nullable
+    # columns, e.g. the category of a query missing from raw/query, are exempt).
     max_feature_null_rate: float = 0.0
     # A day's transitions: at most this share of episodes quarantined.
     max_quarantined_episode_share: float = 0.05
