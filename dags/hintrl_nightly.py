@@ -66,16 +66,8 @@ def hintrl_nightly():
         return PokeReturnValue(is_done=raw_logs_ready(conf, day))
 
     @task(retries=0)
-    def check_ingest(conf: dict, day: str, since: str) -> dict:
-        return quality_check("ingest", conf, day, since)
-
-    @task(retries=0)
-    def check_features(conf: dict, day: str, since: str) -> dict:
-        return quality_check("features", conf, day, since)
-
-    @task(retries=0)
-    def check_transitions(conf: dict, day: str, since: str) -> dict:
-        return quality_check("transitions", conf, day, since)
+    def check(stage: str, conf: dict, day: str, since: str) -> dict:
+        return quality_check(stage, conf, day, since)
 
     @task(retries=0)
     def algorithms(p: dict) -> list:
@@ -106,12 +98,12 @@ def hintrl_nightly():
     conf, ds, day, since = p["conf"], p["ds"], p["eval_day"], p["since"]  # ds: the nightly; day: ds-1
     raw = wait_for_raw_logs(conf, day)
     ingest = spark_job("ingest", "ingest", p, ORCH)
-    ingested = check_ingest(conf, day, since)
+    ingested = check.override(task_id="check_ingest")("ingest", conf, day, since)
     long_term = spark_job("long_term_features", "long_term", p, ORCH)
     realtime = spark_job("realtime_features", "realtime", p, ORCH)
-    featured = check_features(conf, day, since)
+    featured = check.override(task_id="check_features")("features", conf, day, since)
     build_mdp = spark_job("build_mdp", "mdp", p, ORCH)
-    mdp = check_transitions(conf, day, since)
+    mdp = check.override(task_id="check_transitions")("transitions", conf, day, since)
     trained = train.partial(conf=conf, day=ds).expand(algo=algorithms(p))
     evaluated = evaluate(conf, ds)
     promoted = promote(conf, ds)

@@ -52,6 +52,11 @@ def filesystem(uri: str) -> tuple[pafs.FileSystem, str]:
     return pafs.FileSystem.from_uri(uri) if "://" in uri else (pafs.LocalFileSystem(), uri)
 
 
+def raw_day_complete(lake: "Lake", ds: str) -> bool:
+    """True when every raw daily table of `ds` is completely written."""
+    return all(partition_complete(lake.raw(t, ds)) for t in RAW_DAILY_TABLES)
+
+
 def partition_complete(uri: str) -> bool:
     """True when the partition folder holds a completed write (its _SUCCESS marker)."""
     fs, path = filesystem(uri)

@@ -16,7 +16,7 @@ from typing import Any, Callable
 from hintrl.config import HintrlConfig, OrchestrationConfig
 from hintrl.dates import NightlyWindow, day_range, parse_ds
 from hintrl.errors import HintrlError
-from hintrl.lake import RAW_DAILY_TABLES, Lake, partition_complete
+from hintrl.lake import Lake, raw_day_complete
 
 JOBS_DIR = Path(__file__).resolve().parent.parent / "pipelines"
 # The Spark jobs a stage is made of (each a file in pipelines/ run by spark-submit).
@@ -54,9 +54,13 @@ def spark_job_args(job_conf: dict[str, Any], ds: str, since: str | None = None, 
         args += ["--since", since]
     if force:
         args.append("--force")
-    for key, value in sorted((job_conf.get("settings") or {}).items()):
-        args += ["--set", f"{key}={json.dumps(value)}"]
-    return args
+    return args + settings_flags(job_conf)
+
+
+def settings_flags(conf: dict[str, Any]) -> list[str]:
+    """The plan's settings as `--set section.key=<json>` flags (the CLI and the job files parse them)."""
+    return [arg for key, value in sorted((conf.get("settings") or {}).items())
+            for arg in ("--set", f"{key}={json.dumps(value)}")]
 
 
 def spark_submit_conf(cfg: HintrlConfig) -> dict[str, str]:
@@ -95,16 +99,14 @@ def backfill_plan(params: dict[str, Any]) -> dict[str, Any]:
     days = day_range(start, end)
     conf = _conf(params, dict(params.get("settings") or {}))
     cfg = config_of(conf)
-    return {"start": start, "end": end, "days": days, "conf": conf,
-            "ingest_args": [spark_job_args(conf, d, force=True) for d in days],
-            "mdp_args": [spark_job_args(conf, d, force=True) for d in days],
+    day_args = [spark_job_args(conf, d, force=True) for d in days]
+    return {"start": start, "end": end, "days": days, "conf": conf, "ingest_args": day_args, "mdp_args": day_args,
             **{f"{job}_args": spark_job_args(conf, end, start, force=True) for job in SPARK_JOBS["features"]},
             "spark_conf": spark_submit_conf(cfg), "spark_env": spark_submit_env()}
 
 
 def raw_logs_ready(conf: dict[str, Any], day: str) -> bool:
-    lake = Lake(config_of(conf).lake_uri)
-    return all(partition_complete(lake.raw(t, day)) for t in RAW_DAILY_TABLES)
+    return raw_day_complete(Lake(config_of(conf).lake_uri), day)
 
 
 def quality_check(stage: str, conf: dict[str, Any], ds: str, since: str | None, log: Callable[[str], None] = print) -> dict[str, Any]:
@@ -172,9 +174,7 @@ def stage_command(stage: list[str], ds: str, conf: dict[str, Any]) -> list[str]:
     for flag in ("home", "lake", "mlflow_uri"):
         if conf.get(flag):
             cmd += [f"--{flag.replace('_', '-')}", str(conf[flag])]
-    for key, value in sorted((conf.get("settings") or {}).items()):
-        cmd += ["--set", f"{key}={json.dumps(value)}"]
-    return cmd
+    return cmd + settings_flags(conf)
 
 
 def run_stage(stage: list[str], ds: str, conf: dict[str, Any], log: Callable[[str], None] = print) -> dict[str, Any]:

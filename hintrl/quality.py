@@ -21,7 +21,13 @@ from feature_store.registry import table_features
 from hintrl.config import FeatureConfig, QualityConfig
 from hintrl.dates import day_range
 from hintrl.errors import HintrlError
-from hintrl.lake import RAW_DAILY_TABLES, Lake, filesystem, partition_complete
+from hintrl.lake import (
+    RAW_DAILY_TABLES,
+    Lake,
+    filesystem,
+    partition_complete,
+    raw_day_complete,
+)
 
 Progress = Callable[[str], None]
 
@@ -42,8 +48,7 @@ def _rows(uri: str) -> int:
 def days_with_raw(lake: Lake, ds: str, since: str | None = None) -> list[str]:
     """The days from `since` to `ds` whose raw logs are complete (the days the Spark stages process);
     `ds` itself must be one of them."""
-    days = [d for d in (day_range(since, ds) if since else [ds])
-            if all(partition_complete(lake.raw(t, d)) for t in RAW_DAILY_TABLES)]
+    days = [d for d in (day_range(since, ds) if since else [ds]) if raw_day_complete(lake, d)]
     if ds not in days:
         raise DataQualityError(f"raw logs of ds={ds} are incomplete: nothing to check")
     return days
