@@ -43,7 +43,7 @@ class Transitions:
 
     @property
     def observations(self) -> np.ndarray:
-        return np.concatenate([self.states, self.masks.astype(np.float32)], axis=1)
+        return self.observation_rows(slice(None))
 
     def observation_rows(self, rows: Any) -> np.ndarray:
         """Observations of some rows (an index array, a slice, or the first n for an int)."""

@@ -76,10 +76,3 @@ class StratumSampler:
         rows = np.concatenate([m[np.random.randint(len(m), size=c)] for m, c in zip(self.members, counts) if c])
         np.random.shuffle(rows)
         return rows
-
-
-def stratified_dataset(data, target: Mapping[str, float]):  # type: ignore[no-untyped-def]
-    """A replay buffer of `data` whose mini-batches follow the stratum `target` mix."""
-    from offline_rl.replay import ArrayReplayBuffer
-
-    return ArrayReplayBuffer(data, StratumSampler(data.strata, target))

@@ -29,6 +29,12 @@ def _flatten(params: dict[str, Any], prefix: str = "") -> dict[str, str]:
     return out
 
 
+def _log_params(client, run_id: str, params: dict[str, Any], prefix: str = "") -> None:  # type: ignore[no-untyped-def]
+    items = [Param(k, v) for k, v in _flatten(params, prefix).items()]
+    for start in range(0, len(items), 100):  # MLflow's batch limit
+        client.log_batch(run_id, params=items[start:start + 100])
+
+
 class MlflowAdapter:
     """d3rlpy `LoggerAdapter`: params once, then every epoch's metrics in one batch, at its step."""
 
@@ -38,10 +44,7 @@ class MlflowAdapter:
         self._pending: list[Metric] = []
 
     def write_params(self, params: dict[str, Any]) -> None:
-        flat = _flatten(params, "d3rlpy.")
-        items = [Param(k, v) for k, v in flat.items()]
-        for start in range(0, len(items), 100):  # MLflow's batch limit
-            self.client.log_batch(self.run_id, params=items[start:start + 100])
+        _log_params(self.client, self.run_id, params, "d3rlpy.")
 
     def before_write_metric(self, epoch: int, step: int) -> None:
         self._pending = []
@@ -90,9 +93,7 @@ class TrainingRun:
         run = self.client.create_run(experiment_id, run_name=f"train-{algo}-{ds}",
                                      tags={TRAIN_STAGE_TAG: "train", "ds": ds, "algo": algo, **tags})
         self.run_id = run.info.run_id
-        items = [Param(k, v) for k, v in _flatten(params).items()]
-        for start in range(0, len(items), 100):
-            self.client.log_batch(self.run_id, params=items[start:start + 100])
+        _log_params(self.client, self.run_id, params)
 
     def adapter_factory(self) -> MlflowAdapterFactory:
         return MlflowAdapterFactory(self.client, self.run_id)

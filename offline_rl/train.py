@@ -87,15 +87,14 @@ def train_policy(
         raise HintrlError(f"train.n_steps ({cfg.n_steps}) must be >= train.n_steps_per_epoch ({cfg.n_steps_per_epoch})")
     from offline_rl.replay import ArrayReplayBuffer
 
+    sampler = None
     if cfg.stratum_mix:
         from offline_rl.sampling import StratumSampler
 
         sampler = StratumSampler(data.strata, cfg.stratum_mix)
         mix = ", ".join(f"{k} {v:.3f}" for k, v in sorted(sampler.weights.items()) if v > 0)
         progress(f"train {name}: stratified batches, stratum shares {mix}")
-        dataset = ArrayReplayBuffer(data, sampler)
-    else:
-        dataset = ArrayReplayBuffer(data)
+    dataset = ArrayReplayBuffer(data, sampler)
     algo = _algo_config(name, cfg, data.state_dim).create(device="cpu:0")
     progress(f"train {name}: {len(data)} transitions, {data.n_episodes} episodes, {cfg.n_steps} steps")
     start = time.perf_counter()

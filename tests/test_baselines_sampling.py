@@ -96,7 +96,8 @@ def test_stratum_weights_follow_the_target_and_keep_logged_proportions_elsewhere
 def test_stratified_batches_match_the_target_mix_within_two_points():
     import d3rlpy
 
-    from offline_rl.sampling import stratified_dataset
+    from offline_rl.replay import ArrayReplayBuffer
+    from offline_rl.sampling import StratumSampler
 
     rng = np.random.default_rng(1)
     # The logs: 70% M, 20% F, 10% U; the target: 40% F, 40% M, 20% U.
@@ -104,7 +105,7 @@ def test_stratified_batches_match_the_target_mix_within_two_points():
     data = make_transitions(3000, strata=strata)
     target = {"F|*|*": 0.4, "M|*|*": 0.4, "U|*|*": 0.2}
     d3rlpy.seed(3)
-    buffer = stratified_dataset(data, target)
+    buffer = ArrayReplayBuffer(data, StratumSampler(data.strata, target))
     batches = [buffer.sample_transition_batch(256) for _ in range(40)]
     female = np.concatenate([b.observations[:, 0] for b in batches]) > 0.5
     # Each observation's stratum: F rows carry is_female = 1, so the F share is measurable directly.
