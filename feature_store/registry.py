@@ -170,7 +170,7 @@ def table_features(slots: HintSlots, windows: Sequence[int] = (7, 30)) -> list[F
     feats.append(
         FeatureDef("shown_in_session", "array<int>", "hint types shown earlier in this (session, query)", "pv_rt", rt, 1)
     )
-    last5 = "sql/pv_last5_actions.sql"
+    last5 = "sql/pv_rt.sql"
     feats += [
         FeatureDef("last5_action_types", "array<string>", "the user's last 5 action types before the page view, most recent first", "pv_rt", last5, 1),
         FeatureDef("last5_click_item_price", "array<double>", "prices of the user's last 5 clicked items, most recent first", "pv_rt", last5, 1),
@@ -317,7 +317,7 @@ def build_spec(hint_types: list[int] | HintSlots, ctr_prior_clicks: float = 1.0,
                 FeatureDef(f"shown_t{k}", "float", f"1 if type {k} was already shown in this (session, query)", "pv_rt", rt, 1,
                            f"array_contains(shown_in_session, {k})", shown(k))
             )
-    last5 = "sql/pv_last5_actions.sql"
+    last5 = "sql/pv_rt.sql"
     for action in ACTION_TYPES:
         state.append(
             FeatureDef(f"last5_share_{action}", "float", f"share of '{action}' among the user's last 5 actions", "pv_rt", last5, 1,

@@ -64,9 +64,7 @@ def settings_flags(conf: dict[str, Any]) -> list[str]:
 
 
 def spark_submit_conf(cfg: HintrlConfig) -> dict[str, str]:
-    return {"spark.driver.memory": cfg.spark.driver_memory,
-            "spark.sql.shuffle.partitions": str(cfg.spark.shuffle_partitions),
-            "spark.sql.session.timeZone": "UTC", "spark.ui.enabled": "false", "spark.log.level": "WARN"}
+    return {**cfg.spark.session_conf(), "spark.log.level": "WARN"}
 
 
 def spark_submit_env() -> dict[str, str]:

@@ -4,6 +4,7 @@ Windows read validated page views of `ds` and up to `FeatureConfig.realtime_look
 before it, so a user's last 100 page views cross midnight. The last-5 features read the day's
 actions plus a small carried tail (each user's last 5 actions and clicks before ds, written by the
 previous day's run to features/action_tail), falling back to the lookback days when it is missing.
+Everything is one pass over the page views and actions shuffled by user (sql/pv_rt.sql).
 
     spark-submit pipelines/realtime.py --lake LAKE --ds YYYY-MM-DD
 """
@@ -44,12 +45,13 @@ def build_pv_rt(spark: SparkSession, lake: Lake, ds: str, slots: HintSlots, cfg:
         for kind, condition in (("clicks", f"hint_clicked AND hint_slot = {s}"), ("shows", f"hint_slot = {s}")):
             run = f"run_{kind}_{x}"
             names.append(run)
-            running.append(f"SUM(CASE WHEN {condition} THEN 1 ELSE 0 END) OVER w AS {run}")
+            running.append(f"SUM(CASE WHEN {condition} THEN 1 ELSE 0 END) OVER s AS {run}")
             counts.append(f"CAST(COALESCE(LAG({run}, 1) OVER o, 0) - COALESCE(LAG({run}, {n + 1}) OVER o, 0) AS INT)"
                           f" AS {kind}_last100_{x}")
-    windows = spark.sql(load_sql("pv_rt.sql", ds=ds, running_counts=",\n    ".join(running),
-                                 window_counts=",\n    ".join(counts), running_columns=", ".join(names)))
-    return windows.join(_last5_actions(spark, lake, ds, days), "event_id", "left")
+    _with_items(spark, lake, _actions_before(spark, lake, ds, days).unionByName(_actions_of(spark, lake, [ds]))
+                ).createOrReplaceTempView("actions")
+    return spark.sql(load_sql("pv_rt.sql", ds=ds, running_counts=",\n    ".join(running),
+                              window_counts=",\n    ".join(counts), running_columns=", ".join(names)))
 
 
 # Internal table (an extension of the lake layout): per user, the last 5 actions and last 5 clicks
@@ -73,17 +75,14 @@ def _actions_before(spark: SparkSession, lake: Lake, ds: str, days: list[str]) -
     return _actions_of(spark, lake, [d for d in days if d < ds])
 
 
-def _last5_actions(spark: SparkSession, lake: Lake, ds: str, days: list[str]) -> DataFrame:
-    """last5_action_types and the last 5 clicked items' price, category and conversion rate."""
-    actions = _actions_before(spark, lake, ds, days).unionByName(_actions_of(spark, lake, [ds]))
+def _with_items(spark: SparkSession, lake: Lake, actions: DataFrame) -> DataFrame:
+    """Actions with the price, category and conversion rate of their item (null when unknown)."""
     item_uri = lake.raw("item")
     if partition_exists(spark, item_uri):
         items = spark.read.parquet(item_uri).select("item_id", "price", "category_id", "conversion_rate")
     else:
         items = spark.createDataFrame([], "item_id string, price double, category_id int, conversion_rate double")
-    actions.join(items, "item_id", "left").createOrReplaceTempView("actions")
-    spark.table("pv_lookback").where(F.col("ds") == ds).select("event_id", "user_id", "ts").createOrReplaceTempView("pv_day")
-    return spark.sql(load_sql("pv_last5_actions.sql"))
+    return actions.join(items, "item_id", "left")
 
 
 def build_action_tail(spark: SparkSession, lake: Lake, ds: str, cfg: FeatureConfig) -> DataFrame:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
 from feature_store.registry import HintSlots
@@ -22,16 +22,10 @@ def get_spark(cfg: SparkConfig) -> SparkSession:
     builder = SparkSession.builder
     if cfg.master:  # empty: the master comes from spark-submit (or PySpark's local default)
         builder = builder.master(cfg.master)
-    spark = (
-        builder.appName(cfg.app_name)
-        .config("spark.sql.session.timeZone", "UTC")
-        .config("spark.sql.shuffle.partitions", str(cfg.shuffle_partitions))
-        .config("spark.driver.memory", cfg.driver_memory)
-        .config("spark.ui.enabled", "false")
-        .config("spark.ui.showConsoleProgress", "false")
-        .config("spark.sql.ansi.enabled", "false")
-        .getOrCreate()
-    )
+    builder = builder.appName(cfg.app_name).config("spark.ui.showConsoleProgress", "false")
+    for key, value in cfg.session_conf().items():
+        builder = builder.config(key, value)
+    spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("ERROR")
     return spark
 
@@ -74,9 +68,11 @@ def write_partition(df: DataFrame, uri: str) -> int:
     Returns the number of rows written.
     """
     tmp_uri = f"{uri.rstrip('/')}.__tmp_{uuid.uuid4().hex}"
-    df.write.mode("overwrite").parquet(tmp_uri)
+    # Rows are counted while they are written (not by reading the files back).
+    rows = Observation(f"rows_written_{uuid.uuid4().hex}")
+    df.observe(rows, F.count(F.lit(1)).alias("rows")).write.mode("overwrite").parquet(tmp_uri)
+    written = rows.get["rows"]
     spark = df.sparkSession
-    written = spark.read.parquet(tmp_uri).count()
     final, fs = _hadoop_path(spark, uri)
     tmp, _ = _hadoop_path(spark, tmp_uri)
     if fs.exists(final):
