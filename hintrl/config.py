@@ -100,6 +100,9 @@ class FeatureConfig:
     ctr_prior_non_clicks: float = 9.0
     # Ingest fails when more than this share of a table's rows is quarantined.
     max_reject_fraction: float = 0.05
+    # False: a shown hint may lack its propensity (logs of a system that did not record them); OPE
+    # then needs estimated propensities (ope.behavior_propensity = "estimated").
+    require_propensity: bool = True
 
 
 @dataclass(frozen=True)
@@ -160,6 +163,18 @@ class OPEConfig:
     fqe_batch_size: int = 256
     fqe_target_update_interval: int = 100
     fqe_hidden_units: tuple[int, ...] = (64, 64)
+    # The behaviour probability of each logged action: "logged" (the propensity the logs carry) or
+    # "estimated" (behaviour cloning fit on the evaluated day: for logs without propensities, or to
+    # cross-check them). Estimates are floored at `propensity_floor` so that no weight explodes.
+    behavior_propensity: str = "logged"
+    propensity_floor: float = 0.01
+    propensity_bc_steps: int = 2000
+
+    def __post_init__(self) -> None:
+        if self.behavior_propensity not in ("logged", "estimated"):
+            raise ValueError(f"ope.behavior_propensity must be 'logged' or 'estimated', got {self.behavior_propensity!r}")
+        if not 0 < self.propensity_floor < 1:
+            raise ValueError(f"ope.propensity_floor must be in (0, 1), got {self.propensity_floor}")
 
 
 GATE_ESTIMATORS = ("is", "wis", "pdis", "wpdis")

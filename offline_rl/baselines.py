@@ -106,7 +106,9 @@ class BCPolicy:
 
 
 def fit_bc(data: Transitions, n_steps: int = 1000, batch_size: int = 256, learning_rate: float = 1e-3,
-           hidden_units: tuple[int, ...] = (64, 64), seed: int = 1) -> BCPolicy:
+           hidden_units: tuple[int, ...] = (64, 64), seed: int = 1, logit_penalty: float = 0.5) -> BCPolicy:
+    """`logit_penalty` is DiscreteBC's beta (a penalty on squared logits, pulling π towards uniform);
+    0 is plain maximum likelihood, what a propensity model needs."""
     import d3rlpy
 
     from offline_rl.masked_q import MaskedStateEncoderFactory
@@ -115,9 +117,22 @@ def fit_bc(data: Transitions, n_steps: int = 1000, batch_size: int = 256, learni
     d3rlpy.seed(seed)
     dataset = ArrayReplayBuffer(data)
     algo = d3rlpy.algos.DiscreteBCConfig(
-        batch_size=batch_size, learning_rate=learning_rate,
+        batch_size=batch_size, learning_rate=learning_rate, beta=logit_penalty,
         encoder_factory=MaskedStateEncoderFactory(state_dim=data.state_dim, hidden_units=list(hidden_units)),
     ).create(device="cpu:0")
     algo.fit(dataset, n_steps=n_steps, n_steps_per_epoch=n_steps, show_progress=False,
              logger_adapter=d3rlpy.logging.NoopAdapterFactory())
     return BCPolicy(algo, data.state_dim)
+
+
+def estimated_propensities(data: Transitions, n_steps: int, floor: float, seed: int = 1,
+                           chunk_rows: int = 65_536) -> np.ndarray:
+    """Each logged action's behaviour probability estimated by behaviour cloning on `data` itself
+    (for logs that lack propensities), floored at `floor` so that no importance weight explodes."""
+    bc = fit_bc(data, n_steps=n_steps, seed=seed, logit_penalty=0.0)
+    out = np.empty(len(data), dtype=np.float64)
+    for start in range(0, len(data), chunk_rows):
+        rows = np.arange(start, min(start + chunk_rows, len(data)))
+        probs = bc.action_probabilities(data.observation_rows(rows))
+        out[rows] = probs[np.arange(len(rows)), data.actions[rows]]
+    return np.maximum(out, floor)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -53,6 +54,21 @@ def _weight_histogram(weights: np.ndarray) -> dict[str, list[float]]:
     counts, _ = np.histogram(np.clip(np.log10(positive), WEIGHT_BINS[0], WEIGHT_BINS[-1]), bins=WEIGHT_BINS)
     return {"log10_edges": WEIGHT_BINS.tolist(), "counts": counts.astype(float).tolist(),
             "zero": float((weights == 0).sum())}
+
+
+def with_behavior_propensities(data: Transitions, cfg: OPEConfig) -> Transitions:
+    """`data` with the behaviour probabilities OPE uses: the logged ones (all must be present), or
+    behaviour cloning's estimates (cfg.behavior_propensity = "estimated")."""
+    if cfg.behavior_propensity == "estimated":
+        from offline_rl.baselines import estimated_propensities
+
+        estimates = estimated_propensities(data, cfg.propensity_bc_steps, cfg.propensity_floor, cfg.seed)
+        return dataclasses.replace(data, propensities=estimates)
+    missing = int((~np.isfinite(data.propensities)).sum())
+    if missing:
+        raise OPEInputError(f"{missing} of {len(data)} held-out steps have no logged propensity: evaluate with "
+                            "estimated ones (--set ope.behavior_propensity=estimated)")
+    return data
 
 
 def check_logged_actions(data: Transitions) -> None:

@@ -17,7 +17,7 @@ from hintrl.dates import NightlyWindow
 from hintrl.errors import HintrlError
 from hintrl.lake import Lake
 from offline_rl.dataset import load_transitions
-from offline_rl.evaluate import GATE_ESTIMATOR, evaluate_behavior, evaluate_policy
+from offline_rl.evaluate import GATE_ESTIMATOR, evaluate_behavior, evaluate_policy, with_behavior_propensities
 from offline_rl.gate import GateDecision, decide
 from offline_rl.ope import Estimate
 from offline_rl.report import figures
@@ -98,6 +98,9 @@ def evaluate_stage(cfg: HintrlConfig, ds: str, progress: Progress = print) -> di
 
     window = NightlyWindow(ds, cfg.train.train_days)
     data = load_transitions(Lake(cfg.lake_uri), [window.eval_day], _n_actions(cfg), tuple(sorted(cfg.gate.guardrails)))
+    data = with_behavior_propensities(data, cfg.ope)
+    if cfg.ope.behavior_propensity == "estimated":
+        progress(f"evaluate: behaviour propensities estimated by behaviour cloning on {len(data)} held-out steps")
     evaluations = [evaluate_behavior(data, cfg.ope)]
     estimator = cfg.gate.estimator
     trained = {}
@@ -127,6 +130,7 @@ def evaluate_stage(cfg: HintrlConfig, ds: str, progress: Progress = print) -> di
         "eval_day": window.eval_day,
         "train_days": window.train_days,
         "gate_estimator": estimator,
+        "behavior_propensity": cfg.ope.behavior_propensity,
         "eval_transitions": len(data),
         "eval_episodes": data.n_episodes,
         "feature_spec_version": data.feature_spec_version,

@@ -102,7 +102,8 @@ def _membership_sql(column: str, values: list[int]) -> str:
     return f"array_contains(array({', '.join(str(v) for v in ordered) or 'NULL'}), {column})"
 
 
-def validate(spark: SparkSession, raw: DataFrame, table: str, ds: str, catalog: list[int]) -> DataFrame:
+def validate(spark: SparkSession, raw: DataFrame, table: str, ds: str, catalog: list[int],
+             require_propensity: bool = True) -> DataFrame:
     """`raw` with a `reject_reason` column (NULL for clean rows)."""
     typed, type_checks = _typed(raw, table)
     typed.createOrReplaceTempView(f"{table}_raw")
@@ -111,6 +112,7 @@ def validate(spark: SparkSession, raw: DataFrame, table: str, ds: str, catalog: 
         INGEST_SQL[table],
         ds=ds,
         in_catalog=_membership_sql("hint_type", catalog),
+        missing_propensity="propensity IS NULL" if require_propensity else "FALSE",
         type_checks="\n    ".join(type_checks),
         required_null_checks="\n    ".join(null_checks),
     )
@@ -118,7 +120,7 @@ def validate(spark: SparkSession, raw: DataFrame, table: str, ds: str, catalog: 
 
 
 def ingest_table(spark: SparkSession, lake: Lake, table: str, ds: str, catalog: list[int], cfg: FeatureConfig) -> TableIngest:
-    checked = validate(spark, require_raw(spark, lake, table, ds), table, ds, catalog).cache()
+    checked = validate(spark, require_raw(spark, lake, table, ds), table, ds, catalog, cfg.require_propensity).cache()
     try:
         reasons = {
             (r.reject_reason or "clean"): int(r["count"])

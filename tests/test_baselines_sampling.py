@@ -1,5 +1,7 @@
 """Baseline policies (Thompson sampling, behaviour cloning) and stratified mini-batches."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -162,3 +164,51 @@ def test_array_replay_buffer_refuses_episodes_without_a_terminal_end():
     data.terminals[-1] = 0.0
     with pytest.raises(HintrlError, match="terminal flag"):
         ArrayReplayBuffer(data)
+
+
+def state_dependent_logs(n_episodes=3000, seed=3):
+    """One-step episodes logged by a policy that depends on the state: females get type 1 with
+    probability 0.7 (else 2 or 3 alike), males uniformly over {1, 2, 3}."""
+    data = make_transitions(n_episodes, seed)
+    rng = np.random.default_rng(seed + 1)  # not make_transitions' stream, whose draws set the states
+    female = data.states[:, 0] > 0.5
+    masks = np.tile(np.array([0, 1, 1, 1], dtype=np.float32), (n_episodes, 1))
+    probs = np.where(female[:, None], [0.0, 0.7, 0.15, 0.15], [0.0, 1 / 3, 1 / 3, 1 / 3])
+    actions = np.array([rng.choice(4, p=p) for p in probs])
+    clicks = (rng.random(n_episodes) < np.where(actions == 1, 0.6, 0.1)).astype(np.float32)
+    return dataclasses.replace(data, masks=masks, actions=actions.astype(np.int64),
+                               propensities=probs[np.arange(n_episodes), actions], rewards=clicks)
+
+
+def test_estimated_propensities_recover_a_state_dependent_logging_policy():
+    from offline_rl.baselines import estimated_propensities
+
+    data = state_dependent_logs()
+    estimated = estimated_propensities(data, n_steps=800, floor=0.01, seed=0)
+    assert np.abs(estimated - data.propensities).mean() < 0.04
+
+
+def test_evaluation_uses_estimated_propensities_or_refuses_missing_ones():
+    from hintrl.config import OPEConfig
+    from offline_rl.evaluate import with_behavior_propensities
+    from offline_rl.ope import ESTIMATORS, Episodes, OPEInputError
+
+    data = state_dependent_logs()
+    unlogged = dataclasses.replace(data, propensities=np.full(len(data), np.nan))
+    with pytest.raises(OPEInputError, match=r"3000 of 3000 held-out steps have no logged propensity.*ope.behavior_propensity=estimated"):
+        with_behavior_propensities(unlogged, OPEConfig())
+    estimated = with_behavior_propensities(unlogged, OPEConfig(behavior_propensity="estimated", propensity_bc_steps=800))
+    # The value of "always type 1" by WIS: with estimated propensities as with the logged ones.
+    target = (data.actions == 1).astype(float)
+    def wis(d):
+        ep = Episodes.from_steps(d.episode_ids, d.steps, d.rewards, d.propensities, target)
+        return ESTIMATORS["wis"](1.0).estimate(ep, 10).value
+    assert wis(data) == pytest.approx(0.6, abs=0.04)
+    assert wis(estimated) == pytest.approx(wis(data), abs=0.02)
+
+
+def test_behavior_propensity_setting_is_checked():
+    from hintrl.config import OPEConfig
+
+    with pytest.raises(ValueError, match="ope.behavior_propensity must be 'logged' or 'estimated'"):
+        OPEConfig(behavior_propensity="guessed")

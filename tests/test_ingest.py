@@ -94,3 +94,20 @@ def test_missing_partition_and_missing_column_are_clear(spark, tmp_path):
     write_partition(bad_search_pv().drop(["bucket"]), lake.raw("search_pv", DAY))
     with pytest.raises(DataContractError, match="lacks contract column.*bucket"):
         ingest.ingest_table(spark, lake, "search_pv", DAY, [0, 1, 2, 3], FeatureConfig())
+
+
+def test_logs_without_propensities_pass_only_when_allowed(spark, tmp_path):
+    lake = Lake(str(tmp_path / "lake"))
+    write_catalog(lake)
+    rows = [pv_row("p1", ts(DAY, "10:00:00"), "u1", "s1", "q1", 1, 1, True, candidates=(0, 1, 2), propensity=None),
+            pv_row("p2", ts(DAY, "10:01:00"), "u1", "s1", "q1", 2, 2, False, candidates=(0, 2), propensity=0.0)]
+    write_partition(table("search_pv", rows), lake.raw("search_pv", DAY))
+    catalog = ingest.read_catalog(spark, lake)
+    strict = ingest.ingest_table(spark, lake, "search_pv", DAY, catalog, FeatureConfig(max_reject_fraction=1.0))
+    assert strict.reasons == {"bad_propensity": 2}
+    lenient = ingest.ingest_table(spark, lake, "search_pv", DAY, catalog,
+                                  FeatureConfig(max_reject_fraction=1.0, require_propensity=False))
+    # a missing propensity is accepted; one outside (0, 1] is still rejected
+    assert (lenient.clean, lenient.reasons) == (1, {"bad_propensity": 1})
+    clean = spark.read.parquet(lake.validated("search_pv", DAY)).collect()
+    assert [(r.event_id, r.propensity) for r in clean] == [("p1", None)]
