@@ -9,6 +9,7 @@ Clean rows go to `validated/<table>/ds=`, rejected rows to `quarantine/<table>/d
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
 from pyspark.sql import DataFrame, SparkSession
@@ -157,11 +158,17 @@ def ingest_day(spark: SparkSession, lake: Lake, ds: str, cfg: FeatureConfig) -> 
     catalog = read_catalog(spark, lake)
     for table in RAW_DAILY_TABLES:  # fail before writing anything when a partition is missing
         check_raw(spark, lake, table, ds)
-    # Profiles first: user actions are checked against the day's validated snapshot.
-    results = {"user_profile": ingest_table(spark, lake, "user_profile", ds, catalog, cfg)}
-    _known_users(spark, lake, ds).createOrReplaceTempView("known_users")
-    for table in ("search_pv", "user_action"):
-        results[table] = ingest_table(spark, lake, table, ds, catalog, cfg)
+    # Page views depend on nothing else, so they run beside profiles -> actions (actions are checked
+    # against the day's validated profiles): one job's driver-side planning overlaps the other's tasks.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-search_pv") as pool:
+        page_views = pool.submit(ingest_table, spark, lake, "search_pv", ds, catalog, cfg)
+        try:
+            results = {"user_profile": ingest_table(spark, lake, "user_profile", ds, catalog, cfg)}
+            _known_users(spark, lake, ds).createOrReplaceTempView("known_users")
+            results["user_action"] = ingest_table(spark, lake, "user_action", ds, catalog, cfg)
+        finally:
+            wait([page_views])  # never leave a write running behind an error
+        results["search_pv"] = page_views.result()
     return [results[table] for table in RAW_DAILY_TABLES]
 
 

@@ -7,6 +7,7 @@ Each stage returns a report (rows in and out) that the CLI prints and the DAG pa
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor, wait
 from typing import Any, Callable
 
 from pyspark.sql import SparkSession
@@ -55,25 +56,48 @@ def _catalog_spec(spark: SparkSession, cfg: HintrlConfig, lake: Lake):
 
 def features_stage(spark: SparkSession, cfg: HintrlConfig, ds: str, since: str | None = None, progress: Progress = print,
                    force: bool = False, jobs: tuple[str, ...] = ("long_term", "realtime")) -> dict[str, Any]:
+    """The long-term and real-time jobs of every day that needs them. The two jobs never read each
+    other's output, so their day-by-day chains run side by side: one chain's driver-side planning
+    overlaps the other's tasks."""
     lake = Lake(cfg.lake_uri)
     slots, spec = _catalog_spec(spark, cfg, lake)
-    report: dict[str, Any] = {"days": {}, "feature_spec_version": spec.version}
+    days = []
     for day in _days(ds, since):
-        if not partition_exists(spark, lake.validated("search_pv", day)):
-            if day == ds or force:
-                ingest.check_raw(spark, lake, "search_pv", day)  # says which input is missing
-            continue
-        fresh = day == ds or force
-        entry: dict[str, int] = {}
-        if "long_term" in jobs and (
-            fresh or not all(partition_exists(spark, lake.features(e.table, day)) for e in long_term.ENTITIES)
-        ):
-            entry.update(long_term.run(spark, lake, day, slots, cfg.features.lt_windows_days))
-        if "realtime" in jobs and (fresh or not partition_exists(spark, lake.features("pv_rt", day))):
-            entry["pv_rt_rows"] = realtime.run(spark, lake, day, slots, cfg.features)
+        if partition_exists(spark, lake.validated("search_pv", day)):
+            days.append(day)
+        elif day == ds or force:
+            ingest.check_raw(spark, lake, "search_pv", day)  # says which input is missing
+    fresh = {day: day == ds or force for day in days}
+
+    def long_term_chain() -> dict[str, dict[str, int]]:
+        done = {}
+        for day in days:
+            if fresh[day] or not all(partition_exists(spark, lake.features(e.table, day)) for e in long_term.ENTITIES):
+                done[day] = long_term.run(spark, lake, day, slots, cfg.features.lt_windows_days)
+                progress(f"features {day}: " + ", ".join(f"{k} {v}" for k, v in done[day].items()))
+        return done
+
+    def realtime_chain() -> dict[str, dict[str, int]]:
+        done = {}
+        for day in days:
+            if fresh[day] or not partition_exists(spark, lake.features("pv_rt", day)):
+                done[day] = {"pv_rt_rows": realtime.run(spark, lake, day, slots, cfg.features)}
+                progress(f"features {day}: pv_rt_rows {done[day]['pv_rt_rows']}")
+        return done
+
+    chains = [chain for name, chain in (("long_term", long_term_chain), ("realtime", realtime_chain)) if name in jobs]
+    with ThreadPoolExecutor(max_workers=max(1, len(chains) - 1), thread_name_prefix="features") as pool:
+        others = [pool.submit(chain) for chain in chains[1:]]
+        try:
+            results = [chains[0]()] if chains else []
+        finally:
+            wait(others)  # never leave a write running behind an error
+        results += [other.result() for other in others]
+    report: dict[str, Any] = {"days": {}, "feature_spec_version": spec.version}
+    for day in days:
+        entry = {k: v for result in results for k, v in result.get(day, {}).items()}
         if entry:
             report["days"][day] = entry
-            progress(f"features {day}: " + ", ".join(f"{k} {v}" for k, v in entry.items()))
     return report
 
 
