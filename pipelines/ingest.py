@@ -9,10 +9,11 @@ Clean rows go to `validated/<table>/ds=`, rejected rows to `quarantine/<table>/d
 
 from __future__ import annotations
 
+import uuid
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
 from feature_store.registry import HintSlots, slots_for
@@ -123,24 +124,31 @@ def validate(spark: SparkSession, raw: DataFrame, table: str, ds: str, catalog: 
 def ingest_table(spark: SparkSession, lake: Lake, table: str, ds: str, catalog: list[int], cfg: FeatureConfig) -> TableIngest:
     checked = validate(spark, require_raw(spark, lake, table, ds), table, ds, catalog, cfg.require_propensity).cache()
     try:
-        reasons = {
-            (r.reject_reason or "clean"): int(r["count"])
-            for r in checked.groupBy("reject_reason").count().collect()
+        # One pass fills the cache, counts every row and writes the rejects (the quarantine
+        # partition is written, possibly empty, so a rerun clears old rejects); the reasons are
+        # counted on the written rejects.
+        seen = Observation(f"ingest_{table}_{uuid.uuid4().hex}")
+        quarantine_uri = lake.quarantine(table, ds)
+        quarantined = write_partition(checked.observe(seen, F.count(F.lit(1)).alias("rows"))
+                                      .where("reject_reason IS NOT NULL"), quarantine_uri)
+        rows_in = int(seen.get["rows"])
+        reasons = {} if not quarantined else {
+            r.reject_reason: int(r["count"])
+            for r in spark.read.parquet(quarantine_uri).groupBy("reject_reason").count().collect()
         }
-        clean = reasons.pop("clean", 0)
-        result = TableIngest(table, clean + sum(reasons.values()), clean, sum(reasons.values()), reasons)
-        # The quarantine partition is written (possibly empty) so a rerun clears old rejects.
-        write_partition(checked.where("reject_reason IS NOT NULL"), lake.quarantine(table, ds))
+        result = TableIngest(table, rows_in, rows_in - quarantined, quarantined, reasons)
         if result.reject_fraction > cfg.max_reject_fraction:
             raise DataContractError(
                 f"{table}/ds={ds}: {result.quarantined} of {result.rows_in} rows rejected "
                 f"({result.reject_fraction:.1%} > {cfg.max_reject_fraction:.1%}); reasons {reasons}; "
-                f"see {lake.quarantine(table, ds)}"
+                f"see {quarantine_uri}"
             )
         raw_columns = [c for c in checked.columns if c.startswith("raw_")]
-        write_partition(
+        clean = write_partition(
             checked.where("reject_reason IS NULL").drop("reject_reason", *raw_columns), lake.validated(table, ds)
         )
+        if clean != result.clean:  # rows in = clean + quarantined, or the job says so
+            raise DataContractError(f"{table}/ds={ds}: {rows_in} rows in but {clean} clean + {quarantined} quarantined written")
         return result
     finally:
         checked.unpersist()
