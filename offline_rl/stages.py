@@ -17,7 +17,12 @@ from hintrl.dates import NightlyWindow
 from hintrl.errors import HintrlError
 from hintrl.lake import Lake
 from offline_rl.dataset import load_transitions
-from offline_rl.evaluate import GATE_ESTIMATOR, evaluate_behavior, evaluate_policy, with_behavior_propensities
+from offline_rl.evaluate import (
+    GATE_ESTIMATOR,
+    evaluate_behavior,
+    evaluate_policy,
+    with_behavior_propensities,
+)
 from offline_rl.gate import GateDecision, decide
 from offline_rl.ope import Estimate
 from offline_rl.report import figures
