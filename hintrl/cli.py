@@ -33,10 +33,7 @@ def build_config(args: argparse.Namespace) -> HintrlConfig:
     overrides.update(dict(args.set or []))
     if getattr(args, "master", None):
         overrides["spark.master"] = args.master
-    try:
-        return cfg.replace(**overrides) if overrides else cfg
-    except (KeyError, TypeError, ValueError) as err:
-        raise HintrlError(f"bad --set: {err}") from None
+    return cfg.with_settings(overrides, "--set")
 
 
 def _spark(cfg: HintrlConfig):  # type: ignore[no-untyped-def]

@@ -297,6 +297,16 @@ class HintrlConfig:
             node[leaf] = value
         return HintrlConfig.from_dict(data)
 
+    def with_settings(self, settings: dict[str, Any], source: str) -> "HintrlConfig":
+        """`replace` for settings a user gave (`source` names where: "--set", "settings"); a bad
+        one is a one-line HintrlError."""
+        from hintrl.errors import HintrlError
+
+        try:
+            return self.replace(**settings) if settings else self
+        except (KeyError, TypeError, ValueError) as err:
+            raise HintrlError(f"bad {source}: {err}") from None
+
 
 def _from_dict(cls: type, data: dict[str, Any]) -> Any:
     kwargs: dict[str, Any] = {}

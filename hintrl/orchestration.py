@@ -26,10 +26,7 @@ SPARK_JOBS = {"ingest": ("ingest",), "features": ("long_term", "realtime"), "mdp
 def config_of(conf: dict[str, Any]) -> HintrlConfig:
     """The run's configuration from the `conf` a plan carries (home, lake, MLflow URI, settings)."""
     cfg = HintrlConfig(home=Path(conf["home"]), lake=conf.get("lake"), mlflow_uri=conf.get("mlflow_uri"))
-    try:
-        return cfg.replace(**(conf.get("settings") or {}))
-    except (KeyError, TypeError, ValueError) as err:
-        raise HintrlError(f"bad settings: {err}") from None
+    return cfg.with_settings(conf.get("settings") or {}, "settings")
 
 
 def run_settings(params: dict[str, Any]) -> dict[str, Any]:

@@ -39,10 +39,7 @@ def run_job(job: str, argv: list[str] | None = None) -> None:
         # Without --master the job keeps the master spark-submit was given.
         overrides = dict(args.set or [])
         overrides["spark.master"] = args.master or ""
-        try:
-            cfg = HintrlConfig(home=Path.cwd(), lake=args.lake).replace(**overrides)
-        except (KeyError, TypeError, ValueError) as err:
-            raise HintrlError(f"bad --set: {err}") from None
+        cfg = HintrlConfig(home=Path.cwd(), lake=args.lake).with_settings(overrides, "--set")
         spark = get_spark(cfg.spark)
         report = jobs[job](spark, cfg, args.ds, args.since, force=args.force)
         print(json.dumps(report, default=str))

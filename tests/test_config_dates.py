@@ -28,3 +28,15 @@ def test_nightly_window_holds_out_the_newest_day():
     assert w.train_days == ["2026-11-01", "2026-11-02", "2026-11-03", "2026-11-04", "2026-11-05", "2026-11-06"]
     assert w.first_day == "2026-11-01"
     assert day_range("2026-10-31", "2026-11-01") == ["2026-10-31", "2026-11-01"]
+
+
+def test_bad_settings_are_one_line_errors_naming_their_source(tmp_path):
+    from hintrl.config import HintrlConfig
+    from hintrl.errors import HintrlError
+    from hintrl.orchestration import config_of
+
+    with pytest.raises(HintrlError, match=r"^bad --set: .*unknown setting 'train\.nope'"):
+        HintrlConfig(home=tmp_path).with_settings({"train.nope": 1}, "--set")
+    with pytest.raises(HintrlError, match=r"^bad settings: ope.behavior_propensity must be"):
+        config_of({"home": str(tmp_path), "settings": {"ope.behavior_propensity": "guessed"}})
+    assert HintrlConfig(home=tmp_path).with_settings({}, "--set") == HintrlConfig(home=tmp_path)
