@@ -177,18 +177,7 @@ def run_stage(stage: list[str], ds: str, conf: dict[str, Any], log: Callable[[st
     cmd = stage_command(stage, ds, conf)
     log("running: " + " ".join(cmd))
     start = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    # stderr carries progress; stdout's last line is the JSON report.
-    last_error = ""
-    assert proc.stderr is not None and proc.stdout is not None
-    for line in proc.stderr:
-        line = line.rstrip()
-        if line:
-            log(line)
-            if line.startswith("error: "):
-                last_error = line[len("error: "):]
-    out = proc.stdout.read()
-    code = proc.wait()
+    code, out, last_error = relay(cmd, log)
     if code != 0:
         raise HintrlError(f"hintrl {' '.join(stage)} failed (exit {code}): {last_error or 'see the log above'}")
     lines = [l for l in out.splitlines() if l.strip()]
@@ -197,6 +186,28 @@ def run_stage(stage: list[str], ds: str, conf: dict[str, Any], log: Callable[[st
     report = json.loads(lines[-1])
     report["stage_seconds"] = round(time.perf_counter() - start, 1)
     return report
+
+
+def relay(cmd: list[str], log: Callable[[str], None]) -> tuple[int, str, str]:
+    """Run `cmd`, relaying its stderr (progress) line by line while its stdout (the report) is read
+    on another thread, so that neither pipe fills up and blocks it. Returns the exit code, stdout
+    and the last `error: ` line's message."""
+    import threading
+
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stderr is not None and proc.stdout is not None
+    chunks: list[str] = []
+    reader = threading.Thread(target=lambda: chunks.append(proc.stdout.read()), daemon=True)  # type: ignore[union-attr]
+    reader.start()
+    last_error = ""
+    for line in proc.stderr:
+        line = line.rstrip()
+        if line:
+            log(line)
+            if line.startswith("error: "):
+                last_error = line[len("error: "):]
+    reader.join()
+    return proc.wait(), "".join(chunks), last_error
 
 
 def format_summary(ds: str, reports: dict[str, Any]) -> str:

@@ -118,3 +118,21 @@ def test_failure_callback_records_the_failed_task(tmp_path):
     record_failure({"ti": TI(), "params": {"home": str(tmp_path)}, "exception": ValueError("null rate 3%")})
     entry = json.loads(failures_path(tmp_path).read_text().splitlines()[-1])
     assert entry["task_id"] == "check_features" and entry["error"] == "null rate 3%"
+
+
+def test_stage_relay_reads_a_large_report_while_relaying_progress():
+    import sys
+
+    from hintrl.orchestration import relay
+
+    # A report far larger than a pipe buffer, after progress on stderr: reading one pipe to its end
+    # before the other would deadlock here.
+    script = ("import sys\n"
+              "for i in range(3): print(f'progress {i}', file=sys.stderr, flush=True)\n"
+              "print('x' * 1_000_000)\n"
+              "print('error: last words', file=sys.stderr)\n"
+              "sys.exit(3)\n")
+    logged = []
+    code, out, last_error = relay([sys.executable, "-c", script], logged.append)
+    assert code == 3 and len(out.strip()) == 1_000_000 and last_error == "last words"
+    assert logged == ["progress 0", "progress 1", "progress 2", "error: last words"]
