@@ -139,6 +139,12 @@ class TrainConfig:
     target_update_interval: int = 200
     cql_alpha: float = 0.5
     hidden_units: tuple[int, ...] = (64, 64)
+    # The Q-network: "masked" (an output per hint type, a dense candidate mask per observation),
+    # "embedding" (an embedding per hint id scored against the state; observations carry the
+    # candidate ids), or "auto": masked up to `max_masked_actions` hint types, embedding beyond.
+    q_function: str = "auto"
+    max_masked_actions: int = 512
+    embedding_dim: int = 32
     reward_scale: float = 1.0
     seed: int = 1
     torch_threads: int = 2
@@ -148,6 +154,27 @@ class TrainConfig:
     # "F|*|*") -> share of each batch; strata no pattern matches share the rest in their logged
     # proportions. Empty: batches follow the logs' own mix.
     stratum_mix: dict[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.q_function not in Q_FUNCTIONS:
+            raise ValueError(f"train.q_function must be one of {', '.join(Q_FUNCTIONS)}, got {self.q_function!r}")
+        if self.embedding_dim < 1:
+            raise ValueError(f"train.embedding_dim must be >= 1, got {self.embedding_dim}")
+
+    def candidate_layout(self, n_actions: int) -> str:
+        """The observation layout of the chosen Q-network for a catalog of `n_actions` hint types:
+        "mask" (masked network) or "ids" (action-embedding network)."""
+        if self.q_function == "embedding" or (self.q_function == "auto" and n_actions > self.max_masked_actions):
+            return "ids"
+        if n_actions > self.max_masked_actions:
+            raise ValueError(
+                f"the hint catalog has {n_actions} hint types; the masked Q-network carries a dense mask per "
+                f"observation and is limited to train.max_masked_actions={self.max_masked_actions}: use "
+                "train.q_function=embedding (or auto)")
+        return "mask"
+
+
+Q_FUNCTIONS = ("auto", "masked", "embedding")
 
 
 @dataclass(frozen=True)
@@ -163,6 +190,7 @@ class OPEConfig:
     fqe_batch_size: int = 256
     fqe_target_update_interval: int = 100
     fqe_hidden_units: tuple[int, ...] = (64, 64)
+    fqe_embedding_dim: int = 32  # for catalogs evaluated with the action-embedding network
     # The behaviour probability of each logged action: "logged" (the propensity the logs carry) or
     # "estimated" (behaviour cloning fit on the evaluated day: for logs without propensities, or to
     # cross-check them). Estimates are floored at `propensity_floor` so that no weight explodes.

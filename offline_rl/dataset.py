@@ -17,17 +17,22 @@ from hintrl.lake import Lake, filesystem, partition_complete
 
 @dataclass
 class Transitions:
-    """Steps sorted by (episode, step); observations carry the candidate mask after the state.
+    """Steps sorted by (episode, step); observations carry the page's candidates after the state.
 
-    Stored compactly (training holds no other copy): float32 states, a uint8 candidate mask, int32
+    Two candidate layouts, one per Q-network: `mask` (small catalogs, offline_rl/masked_q.py) keeps
+    a uint8 candidate mask over the catalog and observations `[state, mask]`; `ids` (large
+    catalogs, offline_rl/embedding_q.py) keeps the candidate ids padded with -1 and observations
+    `[state, ids]`, so no array grows with the catalog.
+
+    Stored compactly (training holds no other copy): float32 states, the candidates, int32
     episode codes (in episode-id order) and categorical bucket and stratum; the float32
-    observation matrix `[state, mask]` is built only on request (`observations`), or a batch of
-    rows at a time (`observation_rows`, the replay buffer)."""
+    observation matrix is built only on request (`observations`), or a batch of rows at a time
+    (`observation_rows`, the replay buffer)."""
 
     episode_ids: np.ndarray  # (n,) episode codes (or ids), equal within an episode
     steps: np.ndarray
     states: np.ndarray  # (n, state_dim) float32
-    masks: np.ndarray  # (n, n_actions) 1 = candidate (uint8 when loaded)
+    masks: np.ndarray | None  # (n, n_actions) 1 = candidate (uint8 when loaded); None in the ids layout
     actions: np.ndarray  # (n,) int64
     propensities: np.ndarray
     rewards: np.ndarray  # (n,) float32
@@ -37,6 +42,18 @@ class Transitions:
     feature_spec_version: str
     days: tuple[str, ...]
     components: dict[str, np.ndarray] = field(default_factory=dict)  # the reward components asked for
+    candidate_ids: np.ndarray | None = None  # (n, max_candidates) ids padded with -1: the ids layout
+    action_count: int = 0  # the catalog size in the ids layout
+
+    def __post_init__(self) -> None:
+        if (self.masks is None) == (self.candidate_ids is None):
+            raise ValueError("Transitions need exactly one of masks (mask layout) and candidate_ids (ids layout)")
+        if self.candidate_ids is not None and self.action_count <= 0:
+            raise ValueError("the ids layout needs action_count, the catalog size")
+
+    @property
+    def layout(self) -> str:
+        return "ids" if self.candidate_ids is not None else "mask"
 
     def __len__(self) -> int:
         return len(self.actions)
@@ -49,7 +66,8 @@ class Transitions:
         """Observations of some rows (an index array, a slice, or the first n for an int)."""
         if isinstance(rows, int):
             rows = slice(0, rows)
-        return np.concatenate([self.states[rows], self.masks[rows].astype(np.float32)], axis=1)
+        part = self.masks[rows] if self.candidate_ids is None else self.candidate_ids[rows]
+        return np.concatenate([self.states[rows], part.astype(np.float32)], axis=1)
 
     @property
     def state_dim(self) -> int:
@@ -57,7 +75,24 @@ class Transitions:
 
     @property
     def n_actions(self) -> int:
-        return self.masks.shape[1]
+        return self.masks.shape[1] if self.masks is not None else self.action_count
+
+    @property
+    def observation_dim(self) -> int:
+        return self.state_dim + (self.masks if self.masks is not None else self.candidate_ids).shape[1]  # type: ignore[union-attr]
+
+    def padded_candidates(self, rows: Any = slice(None)) -> np.ndarray:
+        """The candidate ids of some rows, `(rows, max_candidates)` padded with -1, in either layout."""
+        if self.candidate_ids is not None:
+            return np.asarray(self.candidate_ids[rows], dtype=np.int64)
+        return mask_to_ids(self.masks[rows])  # type: ignore[index]
+
+    def logged_in_candidates(self) -> np.ndarray:
+        """Whether each logged action is among its step's candidates."""
+        rows = np.arange(len(self))
+        if self.masks is not None:
+            return self.masks[rows, self.actions] > 0.5
+        return (self.candidate_ids == self.actions[:, None]).any(axis=1)  # type: ignore[union-attr]
 
     @property
     def n_episodes(self) -> int:
@@ -66,12 +101,31 @@ class Transitions:
     def nbytes(self) -> int:
         """Bytes held by the arrays (what training keeps in memory)."""
         total = 0
-        for value in (self.episode_ids, self.steps, self.states, self.masks, self.actions, self.propensities,
+        for value in (self.episode_ids, self.steps, self.states, self.actions, self.propensities,
                       self.rewards, self.terminals, *self.components.values()):
             total += np.asarray(value).nbytes
+        total += (self.masks if self.masks is not None else self.candidate_ids).nbytes  # type: ignore[union-attr]
         for value in (self.buckets, self.strata):
             total += value.codes.nbytes if hasattr(value, "codes") else np.asarray(value).nbytes
         return total
+
+
+LAYOUTS = ("mask", "ids")
+
+
+def mask_to_ids(masks: np.ndarray) -> np.ndarray:
+    """Candidate masks `(n, n_actions)` as ids `(n, max candidates)`, ascending, padded with -1."""
+    masks = np.asarray(masks) > 0.5
+    width = max(int(masks.sum(axis=1).max(initial=0)), 1)
+    rows, cols = np.nonzero(masks)
+    slot = np.arange(len(rows)) - np.searchsorted(rows, rows)  # position within its row
+    out = np.full((len(masks), width), -1, dtype=np.int64)
+    out[rows, slot] = cols
+    return out
+
+
+def ids_dtype(n_actions: int) -> type:
+    return np.int16 if n_actions <= np.iinfo(np.int16).max else np.int32
 
 
 def _scan(lake: Lake, days: list[str], columns: list[str]):  # type: ignore[no-untyped-def]
@@ -85,9 +139,10 @@ def _scan(lake: Lake, days: list[str], columns: list[str]):  # type: ignore[no-u
                 yield from pq.ParquetFile(handle).iter_batches(columns=columns, batch_size=65_536, use_threads=False)
 
 
-def load_transitions(lake: Lake, days: list[str], n_actions: int, components: tuple[str, ...] = ()) -> Transitions:
-    """Transitions of `days` (with the named reward components); fails when a day is missing or the
-    days mix feature specs.
+def load_transitions(lake: Lake, days: list[str], n_actions: int, components: tuple[str, ...] = (),
+                     layout: str = "mask") -> Transitions:
+    """Transitions of `days` (with the named reward components) in the candidate `layout`; fails
+    when a day is missing, the days mix feature specs, or a candidate is outside the catalog.
 
     Streams: a first pass reads the sort keys and spec versions, a second pass scatters each record
     batch into preallocated arrays at its sorted position, so memory holds the result plus one batch
@@ -119,8 +174,12 @@ def load_transitions(lake: Lake, days: list[str], n_actions: int, components: tu
 
     out: dict[str, Any] = {"episode_ids": codes[order], "steps": step[order].astype(np.int32)}
     del codes, step
+    if layout not in LAYOUTS:
+        raise ValueError(f"unknown candidate layout {layout!r}: choose from {', '.join(LAYOUTS)}")
     states = None
-    masks = np.zeros((n, n_actions), dtype=np.uint8)
+    masks = np.zeros((n, n_actions), dtype=np.uint8) if layout == "mask" else None
+    # The ids layout widens as longer candidate lists turn up (a few times at most).
+    padded = np.full((n, 1), -1, dtype=ids_dtype(n_actions)) if layout == "ids" else None
     actions = np.empty(n, dtype=np.int64)
     propensities = np.empty(n, dtype=np.float64)
     rewards = np.empty(n, dtype=np.float32)
@@ -140,7 +199,20 @@ def load_transitions(lake: Lake, days: list[str], n_actions: int, components: tu
         states[rows] = np.asarray(values, dtype=np.float32).reshape(batch.num_rows, -1)
         candidates = batch.column(1)
         counts = np.diff(candidates.offsets.to_numpy())
-        masks[np.repeat(rows, counts), candidates.flatten().to_numpy()] = 1
+        flat = candidates.flatten().to_numpy()
+        if len(flat) and (flat.min() < 0 or flat.max() >= n_actions):
+            raise DataContractError(f"candidates outside the catalog's hint types 0..{n_actions - 1} "
+                                    f"(found {flat.min()}..{flat.max()}): rebuild the transitions with this catalog")
+        if masks is not None:
+            masks[np.repeat(rows, counts), flat] = 1
+        else:
+            assert padded is not None
+            widest = int(counts.max(initial=0))
+            if widest > padded.shape[1]:
+                padded = np.pad(padded, ((0, 0), (0, widest - padded.shape[1])), constant_values=-1)
+            offsets = candidates.offsets.to_numpy()
+            slot = np.arange(len(flat)) - np.repeat(offsets[:-1] - offsets[0], counts)
+            padded[np.repeat(rows, counts), slot] = flat
         actions[rows] = batch.column(2).to_numpy()
         propensities[rows] = batch.column(3).to_numpy(zero_copy_only=False)
         rewards[rows] = batch.column(4).to_numpy()
@@ -161,7 +233,8 @@ def load_transitions(lake: Lake, days: list[str], n_actions: int, components: tu
         codes[index] = joined.codes
         categorical[name] = pd.Categorical.from_codes(codes, categories=joined.categories)
     return Transitions(
-        components=parts, states=states, masks=masks, actions=actions, propensities=propensities, rewards=rewards,
+        components=parts, states=states, masks=masks, candidate_ids=padded, action_count=n_actions if padded is not None else 0,
+        actions=actions, propensities=propensities, rewards=rewards,
         terminals=terminals, buckets=categorical["bucket"], strata=categorical["stratum"],
         feature_spec_version=next(iter(versions)), days=tuple(days), **out,
     )

@@ -19,7 +19,7 @@ from offline_rl.ope import (
     OPEInputError,
     estimate_all,
 )
-from offline_rl.policies import Policy
+from offline_rl.policies import Policy, candidate_probabilities
 
 if TYPE_CHECKING:
     from offline_rl.fqe import FittedQ
@@ -62,6 +62,11 @@ def with_behavior_propensities(data: Transitions, cfg: OPEConfig) -> Transitions
     if cfg.behavior_propensity == "estimated":
         from offline_rl.baselines import estimated_propensities
 
+        if data.layout == "ids":
+            raise OPEInputError("estimated propensities (behaviour cloning over a dense mask) are available for "
+                                f"catalogs up to train.max_masked_actions hint types, not {data.n_actions}: "
+                                "log propensities with the hints")
+
         estimates = estimated_propensities(data, cfg.propensity_bc_steps, cfg.propensity_floor, cfg.seed)
         return dataclasses.replace(data, propensities=estimates)
     missing = int((~np.isfinite(data.propensities)).sum())
@@ -72,9 +77,27 @@ def with_behavior_propensities(data: Transitions, cfg: OPEConfig) -> Transitions
 
 
 def check_logged_actions(data: Transitions) -> None:
-    in_mask = data.masks[np.arange(len(data)), data.actions] > 0.5
-    if not in_mask.all():
-        raise OPEInputError(f"{int((~in_mask).sum())} logged actions are outside their step's candidates")
+    in_candidates = data.logged_in_candidates()
+    if not in_candidates.all():
+        raise OPEInputError(f"{int((~in_candidates).sum())} logged actions are outside their step's candidates")
+
+
+POLICY_CHUNK = 4096  # steps per call: bounds memory whatever the catalog size
+
+
+def logged_action_probabilities(policy: Policy, data: Transitions) -> tuple[np.ndarray, np.ndarray]:
+    """pi(logged action | state, candidates) at every step, and the mean pi(a | .) of every hint
+    type over the steps (the report's action distribution), in chunks of steps."""
+    target = np.empty(len(data))
+    share = np.zeros(data.n_actions)
+    for start in range(0, len(data), POLICY_CHUNK):
+        rows = slice(start, start + POLICY_CHUNK)
+        candidates = data.padded_candidates(rows)
+        probs = candidate_probabilities(policy, data.states[rows], candidates, data.n_actions)
+        target[rows] = np.where(candidates == data.actions[rows, None], probs, 0.0).sum(axis=1)
+        valid = candidates >= 0
+        share += np.bincount(candidates[valid], weights=probs[valid], minlength=data.n_actions)
+    return target, share / max(len(data), 1)
 
 
 def _episodes(data: Transitions, target_probs: np.ndarray, rewards: np.ndarray | None = None,
@@ -100,8 +123,7 @@ def evaluate_policy(name: str, policy: Policy, data: Transitions, cfg: OPEConfig
     """Every reported estimator for `policy`, with pi evaluated at the logged action, and the
     guardrail estimator on every reward component loaded with `data`."""
     check_logged_actions(data)
-    probs = policy.action_probabilities(data.observations)
-    target = probs[np.arange(len(data)), data.actions]
+    target, share = logged_action_probabilities(policy, data)
     fitted = None
     if cfg.fqe_steps > 0 and hasattr(policy, "algo"):
         from offline_rl.fqe import fit_fqe
@@ -114,4 +136,4 @@ def evaluate_policy(name: str, policy: Policy, data: Transitions, cfg: OPEConfig
         for c, r in data.components.items()
     }
     return PolicyEvaluation(name, estimate_all(ep, names, cfg.gamma, cfg.n_bootstrap, cfg.confidence, cfg.seed),
-                            guardrails, probs.mean(axis=0).tolist(), _weight_histogram(ep.trajectory_weights))
+                            guardrails, share.tolist(), _weight_histogram(ep.trajectory_weights))

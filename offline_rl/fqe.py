@@ -17,8 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from hintrl.config import OPEConfig
-from offline_rl.dataset import Transitions
-from offline_rl.policies import QSoftmaxPolicy
+from offline_rl.dataset import Transitions, mask_to_ids
+from offline_rl.policies import QSoftmaxPolicy, candidate_probabilities
 
 
 @dataclass(frozen=True)
@@ -36,15 +36,13 @@ def _expected_sarsa_impl():  # type: ignore[no-untyped-def]
         """DiscreteFQEImpl whose target averages the next Q-values over the served policy."""
 
         served_policy: QSoftmaxPolicy
+        data: Transitions
 
         def inner_update(self, batch, grad_step: int) -> dict[str, float]:  # type: ignore[no-untyped-def]
             with torch.no_grad():
-                next_obs = batch.next_observations
-                probs = torch.as_tensor(_policy_probs(self.served_policy, next_obs), dtype=torch.float32, device=next_obs.device)
-                q_next = self._targ_q_func_forwarder.compute_expected_q(next_obs, reduction="mean")
-                candidate = next_obs[:, self.served_policy.state_dim:] > 0.5  # off the candidates Q is INVALID_Q
-                target = (probs * torch.where(candidate, q_next, torch.zeros_like(q_next))).sum(dim=1, keepdim=True)
-            loss = self.compute_loss(batch, target)
+                q_next, candidates = _candidate_values(self._modules.targ_q_funcs, self.data, batch.next_observations)
+                target = _expected_value(self.served_policy, self.data, batch.next_observations.cpu().numpy(), q_next, candidates)
+            loss = self.compute_loss(batch, target.reshape(-1, 1))
             self._modules.optim.zero_grad()
             loss.backward()
             self._modules.optim.step()
@@ -55,14 +53,44 @@ def _expected_sarsa_impl():  # type: ignore[no-untyped-def]
     return ExpectedSarsaFQEImpl
 
 
-def _policy_probs(policy: QSoftmaxPolicy, observations) -> np.ndarray:  # type: ignore[no-untyped-def]
-    """pi(. | s) of the served policy; all zeros where no candidate is left (after a terminal step)."""
-    obs = np.asarray(observations.cpu().numpy() if hasattr(observations, "cpu") else observations, dtype=np.float32)
-    probs = np.zeros((len(obs), obs.shape[1] - policy.state_dim))
-    has = obs[:, policy.state_dim:].max(axis=1) > 0.5
+def _candidates_of(data: Transitions, observations: np.ndarray) -> np.ndarray:
+    """The padded candidate ids of observations in `data`'s layout (none after a terminal step)."""
+    part = observations[:, data.state_dim:]
+    if data.layout == "ids":
+        return np.rint(part).astype(np.int64)
+    return mask_to_ids(part)
+
+
+def _candidate_values(q_functions, data: Transitions, x):  # type: ignore[no-untyped-def]
+    """The fitted ensemble's mean Q of each candidate slot `(n, max_candidates)` (0 on padding)
+    and the padded candidate ids; the action-embedding network scores only the candidates."""
+    import torch
+
+    from offline_rl.embedding_q import ensemble_candidate_q
+
+    candidates = _candidates_of(data, x.cpu().numpy())
+    if data.layout == "ids":
+        q, _ = ensemble_candidate_q(q_functions, x)
+    else:
+        dense = torch.stack([q_func(x).q_value for q_func in q_functions]).mean(dim=0)
+        q = dense.gather(1, torch.as_tensor(np.maximum(candidates, 0), device=x.device))
+    valid = torch.as_tensor(candidates >= 0, device=x.device)
+    return torch.where(valid, q, torch.zeros_like(q)), candidates
+
+
+def _expected_value(policy: QSoftmaxPolicy, data: Transitions, observations: np.ndarray, q, candidates: np.ndarray):  # type: ignore[no-untyped-def]
+    """sum_a pi(a | s) Q(s, a) over each observation's candidates (0 where none is left), with `q`
+    the candidates' Q-values (a torch tensor)."""
+    import torch
+
+    probs = np.zeros(candidates.shape)
+    has = (candidates >= 0).any(axis=1)
     if has.any():
-        probs[has] = policy.action_probabilities(obs[has])
-    return probs
+        probs[has] = candidate_probabilities(policy, observations[has, : data.state_dim], candidates[has], data.n_actions)
+    return (torch.as_tensor(probs, dtype=q.dtype, device=q.device) * q).sum(dim=1)
+
+
+FQE_CHUNK = 4096  # steps per forward when evaluating the fitted Q
 
 
 def fit_fqe(policy: QSoftmaxPolicy, data: Transitions, cfg: OPEConfig) -> FittedQ:
@@ -70,11 +98,9 @@ def fit_fqe(policy: QSoftmaxPolicy, data: Transitions, cfg: OPEConfig) -> Fitted
     import d3rlpy
     import torch
 
-    from offline_rl.masked_q import (
-        MaskedMeanQFunctionFactory,
-        MaskedStateEncoderFactory,
-    )
+    from offline_rl.masked_q import MaskedStateEncoderFactory
     from offline_rl.replay import ArrayReplayBuffer
+    from offline_rl.train import q_function_factory
 
     d3rlpy.seed(cfg.seed)
     dataset = ArrayReplayBuffer(data)
@@ -84,22 +110,27 @@ def fit_fqe(policy: QSoftmaxPolicy, data: Transitions, cfg: OPEConfig) -> Fitted
             learning_rate=cfg.fqe_learning_rate, batch_size=cfg.fqe_batch_size, gamma=cfg.gamma,
             target_update_interval=cfg.fqe_target_update_interval,
             encoder_factory=MaskedStateEncoderFactory(state_dim=data.state_dim, hidden_units=list(cfg.fqe_hidden_units)),
-            q_func_factory=MaskedMeanQFunctionFactory(state_dim=data.state_dim),
+            q_func_factory=q_function_factory(data.layout, data.state_dim, cfg.fqe_embedding_dim),
         ),
         device="cpu:0",
     )
     fqe.build_with_dataset(dataset)
     fqe.impl.__class__ = _expected_sarsa_impl()  # same state, expected-SARSA target
     fqe.impl.served_policy = policy
+    fqe.impl.data = data
     history = fqe.fit(dataset, n_steps=cfg.fqe_steps, n_steps_per_epoch=cfg.fqe_steps, show_progress=False,
                       logger_adapter=d3rlpy.logging.NoopAdapterFactory())
-    obs = torch.as_tensor(data.observations, dtype=torch.float32)
-    with torch.no_grad():
-        q_all = fqe.impl._q_func_forwarder.compute_expected_q(obs, reduction="mean").cpu().numpy().astype(np.float64)
-    probs = _policy_probs(policy, data.observations)
-    q_all = np.where(data.masks > 0.5, q_all, 0.0)
+    q_hat = np.empty(len(data))
+    v_hat = np.empty(len(data))
+    for start in range(0, len(data), FQE_CHUNK):
+        rows = slice(start, start + FQE_CHUNK)
+        obs = data.observation_rows(rows)
+        with torch.no_grad():
+            q, candidates = _candidate_values(fqe.impl._modules.q_funcs, data, torch.as_tensor(obs))
+            v_hat[rows] = _expected_value(policy, data, obs, q, candidates).cpu().numpy()
+        q_hat[rows] = np.where(candidates == data.actions[rows, None], q.cpu().numpy(), 0.0).sum(axis=1)
     return FittedQ(
-        q_hat=q_all[np.arange(len(data)), data.actions] if len(data) else np.zeros(0),
-        v_hat=(probs * q_all).sum(axis=1),
+        q_hat=q_hat,
+        v_hat=v_hat,
         loss=float(history[-1][1].get("loss", float("nan"))) if history else float("nan"),
     )

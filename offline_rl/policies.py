@@ -1,7 +1,11 @@
 """Stochastic policies over the candidates: what is evaluated is what is served.
 
-Every policy answers `action_probabilities(observations) -> (n, n_actions)`, zero off the candidate
-mask and summing to 1 over it.
+Every policy answers pi(a | state, candidates): `candidate_probabilities(policy, states,
+candidates, n_actions)` gives it for any policy as `(n, max_candidates)`, aligned with the padded
+candidate ids. Policies over `[state, candidate mask]` observations answer
+`action_probabilities(observations) -> (n, n_actions)`, zero off the mask and summing to 1 over
+it; a policy that scores candidate lists directly (the action-embedding network, for catalogs too
+large for a dense mask) also has its own `candidate_probabilities(states, candidates)`.
 """
 
 from __future__ import annotations
@@ -33,6 +37,18 @@ def masked_softmax(q_values: np.ndarray, mask: np.ndarray, temperature: float) -
     return weights / weights.sum(axis=1, keepdims=True)
 
 
+def candidate_probabilities(policy, states: np.ndarray, candidates: np.ndarray, n_actions: int) -> np.ndarray:  # type: ignore[no-untyped-def]
+    """pi(a | state, candidates) of any policy, `(n, max_candidates)` aligned with `candidates`
+    (ids padded with -1; padding gets probability 0)."""
+    candidates = np.asarray(candidates, dtype=np.int64)
+    if hasattr(policy, "candidate_probabilities"):
+        return policy.candidate_probabilities(states, candidates)
+    valid = candidates >= 0
+    mask = _mask_of(candidates, n_actions)
+    dense = policy.action_probabilities(np.concatenate([np.asarray(states, dtype=np.float32), mask], axis=1))
+    return np.where(valid, dense[np.arange(len(states))[:, None], np.maximum(candidates, 0)], 0.0)
+
+
 class UniformPolicy:
     name = "uniform"
 
@@ -45,13 +61,19 @@ class UniformPolicy:
 
 
 class QSoftmaxPolicy:
-    """Softmax over the masked Q-values of a trained d3rlpy discrete Q-learning algorithm."""
+    """Softmax over the candidates' Q-values of a trained d3rlpy discrete Q-learning algorithm,
+    with either network: the masked one (observations `[state, mask]`) or the action-embedding
+    one (observations `[state, candidate ids]`, `layout` "ids")."""
 
     def __init__(self, algo, state_dim: int, temperature: float, name: str):  # type: ignore[no-untyped-def]
+        from offline_rl.embedding_q import CandidateEmbeddingQFunction
+
         self.algo = algo
         self.state_dim = state_dim
         self.temperature = temperature
         self.name = name
+        self.layout = "ids" if isinstance(algo.impl.q_function[0], CandidateEmbeddingQFunction) else "mask"
+        self.n_actions = int(algo.impl.action_size)
 
     def q_values(self, observations: np.ndarray) -> np.ndarray:
         x = torch.as_tensor(np.asarray(observations, dtype=np.float32), device=self.algo.impl.device)
@@ -60,6 +82,39 @@ class QSoftmaxPolicy:
         return q.cpu().numpy().astype(np.float64)
 
     def action_probabilities(self, observations: np.ndarray) -> np.ndarray:
+        """Dense `(n, n_actions)` probabilities of observations in this network's layout."""
+        if self.layout == "ids":
+            observations = np.asarray(observations, dtype=np.float32)
+            candidates = np.rint(observations[:, self.state_dim:]).astype(np.int64)
+            probs = self.candidate_probabilities(observations[:, : self.state_dim], candidates)
+            dense = np.zeros((len(observations), self.n_actions))
+            rows, slots = np.nonzero(candidates >= 0)
+            dense[rows, candidates[rows, slots]] = probs[rows, slots]
+            return dense
         x = torch.as_tensor(np.asarray(observations, dtype=np.float32))
         _, mask = split_observation(x, self.state_dim)
         return masked_softmax(self.q_values(observations), mask.numpy(), self.temperature)
+
+    def candidate_q(self, states: np.ndarray, candidates: np.ndarray) -> np.ndarray:
+        """Q of each candidate `(n, max_candidates)` (the embedding network scores only these)."""
+        if self.layout == "mask":
+            dense = self.q_values(np.concatenate([states, _mask_of(candidates, self.n_actions)], axis=1))
+            return dense[np.arange(len(states))[:, None], np.maximum(candidates, 0)]
+        x = torch.as_tensor(np.concatenate([np.asarray(states, dtype=np.float32), candidates.astype(np.float32)], axis=1),
+                            device=self.algo.impl.device)
+        from offline_rl.embedding_q import ensemble_candidate_q
+
+        with torch.no_grad():
+            q, _ = ensemble_candidate_q(self.algo.impl.q_function, x)
+        return q.cpu().numpy().astype(np.float64)
+
+    def candidate_probabilities(self, states: np.ndarray, candidates: np.ndarray) -> np.ndarray:
+        candidates = np.asarray(candidates, dtype=np.int64)
+        return masked_softmax(self.candidate_q(states, candidates), candidates >= 0, self.temperature)
+
+
+def _mask_of(candidates: np.ndarray, n_actions: int) -> np.ndarray:
+    mask = np.zeros((len(candidates), n_actions), dtype=np.float32)
+    rows, slots = np.nonzero(candidates >= 0)
+    mask[rows, candidates[rows, slots]] = 1.0
+    return mask

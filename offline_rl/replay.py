@@ -2,7 +2,7 @@
 
 d3rlpy's own `MDPDataset` keeps an episode object per episode and a tuple per transition, and builds
 every mini-batch one transition at a time in Python. This buffer keeps no copy of the data: a batch
-is gathered with numpy from the compact arrays (float32 states, uint8 masks), with exactly the
+is gathered with numpy from the compact arrays (float32 states, the candidates), with exactly the
 transition semantics of d3rlpy's `BasicTransitionPicker` (next observation and action of the same
 episode, zeros after a terminal step, interval 1) — a test compares both. Which rows a batch holds
 is the sampler's choice: uniform, like d3rlpy, or stratified (offline_rl/sampling.py).
@@ -55,7 +55,7 @@ class ArrayReplayBuffer(ReplayBuffer):
         check_episode_ends(data)
         super().__init__(
             InfiniteBuffer(),
-            observation_signature=Signature(dtype=[np.dtype(np.float32)], shape=[(data.state_dim + data.n_actions,)]),
+            observation_signature=Signature(dtype=[np.dtype(np.float32)], shape=[(data.observation_dim,)]),
             action_signature=Signature(dtype=[np.dtype(np.int64)], shape=[(1,)]),
             reward_signature=Signature(dtype=[np.dtype(np.float32)], shape=[(1,)]),
             action_space=ActionSpace.DISCRETE,
@@ -75,6 +75,8 @@ class ArrayReplayBuffer(ReplayBuffer):
         following = np.where(terminal, rows, rows + 1)
         next_observations = data.observation_rows(following)
         next_observations[terminal] = 0.0
+        if data.layout == "ids":
+            next_observations[terminal, data.state_dim:] = -1.0  # no candidate after the last step
         next_actions = np.where(terminal, 0, data.actions[following]).astype(np.float32).reshape(-1, 1)
         return TransitionMiniBatch(
             observations=data.observation_rows(rows),

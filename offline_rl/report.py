@@ -7,6 +7,8 @@ from typing import Any
 
 import numpy as np
 
+MAX_PLOTTED_TYPES = 30
+
 
 def figures(report: dict[str, Any]) -> dict[str, Any]:
     """{file name: matplotlib Figure}: estimates against behaviour, episode weights, action shares."""
@@ -50,11 +52,16 @@ def figures(report: dict[str, Any]) -> dict[str, Any]:
     fig, ax = plt.subplots(figsize=(6, 3.5))
     names = ["behavior", *policies]
     width = 0.8 / len(names)
+    logged = np.asarray(evaluations["behavior"].get("action_share") or [])
+    # A large catalog shows its most-logged hint types, in logged order.
+    shown = np.argsort(-logged, kind="stable")[:MAX_PLOTTED_TYPES] if logged.size > MAX_PLOTTED_TYPES else np.arange(logged.size)
     for i, name in enumerate(names):
         share = np.asarray(evaluations[name].get("action_share") or [])
         if share.size:
-            ax.bar(np.arange(share.size) + i * width, share, width, label="logs" if name == "behavior" else name)
-    ax.set_xlabel("hint type")
+            ax.bar(np.arange(shown.size) + i * width, share[shown], width, label="logs" if name == "behavior" else name)
+    if logged.size > MAX_PLOTTED_TYPES:
+        ax.set_xticks(range(shown.size), [str(t) for t in shown], rotation=90, fontsize=5)
+    ax.set_xlabel("hint type" if logged.size <= MAX_PLOTTED_TYPES else f"hint id (the {shown.size} most logged of {logged.size})")
     ax.set_ylabel("share of held-out steps")
     ax.set_title("Action distribution: each policy against the logs")
     ax.legend(loc="best", fontsize=8)

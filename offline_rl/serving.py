@@ -55,25 +55,43 @@ class HintPolicyModel(mlflow.pyfunc.PythonModel):
         return out
 
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:  # type: ignore[no-untyped-def]
+        from offline_rl.policies import candidate_probabilities
+
         candidates = self.open_candidates(model_input)
-        masks = np.zeros((len(model_input), self.meta["n_actions"]), dtype=np.float32)
+        padded = np.full((len(candidates), max(len(c) for c in candidates)), -1, dtype=np.int64)
         for row, cands in enumerate(candidates):
-            masks[row, cands] = 1.0
-        probs = self.policy.action_probabilities(np.concatenate([self.states(model_input), masks], axis=1))
+            padded[row, : len(cands)] = cands
+        probs = candidate_probabilities(self.policy, self.states(model_input), padded, self.meta["n_actions"])
         rng = np.random.default_rng((params or {}).get("seed"))
         return pd.DataFrame(
             {
-                "hint_type": [int(cands[rng.choice(len(cands), p=p[cands] / p[cands].sum())]) for p, cands in zip(probs, candidates)],
+                "hint_type": [int(cands[rng.choice(len(cands), p=p[: len(cands)] / p[: len(cands)].sum())])
+                              for p, cands in zip(probs, candidates)],
                 "candidates": candidates,
-                "probabilities": [[float(p[c]) for c in cands] for p, cands in zip(probs, candidates)],
+                "probabilities": [[float(x) for x in p[: len(cands)]] for p, cands in zip(probs, candidates)],
             }
         )
 
 
 def torchscript_policy(policy, example_observations: np.ndarray):  # type: ignore[no-untyped-def]
     """A TorchScript module computing exactly the served probabilities: observations
-    `[state, candidate mask]` -> softmax(masked Q / temperature) over the candidates."""
+    `[state, candidate mask]` -> softmax(masked Q / temperature) over the candidates `(n, n_actions)`
+    (masked network), or `[state, candidate ids padded with -1]` -> the same softmax per candidate
+    slot `(n, max_candidates)` (action-embedding network)."""
     import torch
+
+    class CandidateSoftmax(torch.nn.Module):
+        def __init__(self, q_functions: torch.nn.ModuleList, state_dim: int, temperature: float):
+            super().__init__()
+            self.q_functions = q_functions
+            self.state_dim = state_dim
+            self.temperature = temperature
+
+        def forward(self, observations: torch.Tensor) -> torch.Tensor:
+            q = torch.stack([f.candidate_q(observations)[0] for f in self.q_functions]).mean(dim=0)
+            valid = observations[:, self.state_dim:] > -0.5
+            logits = torch.where(valid, q / self.temperature, torch.full_like(q, float("-inf")))
+            return torch.softmax(logits, dim=1).detach()
 
     class MaskedSoftmax(torch.nn.Module):
         def __init__(self, q_functions: torch.nn.ModuleList, state_dim: int, temperature: float):
@@ -88,7 +106,8 @@ def torchscript_policy(policy, example_observations: np.ndarray):  # type: ignor
             logits = torch.where(mask, q / self.temperature, torch.full_like(q, float("-inf")))
             return torch.softmax(logits, dim=1).detach()
 
-    module = MaskedSoftmax(policy.algo.impl.q_function, policy.state_dim, policy.temperature).eval()
+    kind = CandidateSoftmax if policy.layout == "ids" else MaskedSoftmax
+    module = kind(policy.algo.impl.q_function, policy.state_dim, policy.temperature).eval()
     with torch.no_grad():
         return torch.jit.trace(module, torch.as_tensor(np.asarray(example_observations, dtype=np.float32)),
                                check_trace=False)

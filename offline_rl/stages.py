@@ -34,22 +34,15 @@ def staging(cfg: HintrlConfig, ds: str) -> Path:
     return Path(cfg.staging_dir) / f"ds={ds}"
 
 
-MAX_MASKED_ACTIONS = 512
-
-
-def _n_actions(cfg: HintrlConfig, spec=None) -> int:  # type: ignore[no-untyped-def]
-    """The catalog's number of hint types, refused beyond what the masked Q-network handles."""
+def _actions_and_layout(cfg: HintrlConfig, spec=None) -> tuple[int, str]:  # type: ignore[no-untyped-def]
+    """The catalog's number of hint types and the candidate layout of the configured Q-network."""
     from hintrl.errors import DataContractError
 
     n_actions = (spec or _catalog_spec(cfg)).n_actions
-    if n_actions > MAX_MASKED_ACTIONS:
-        # The masked Q-network carries a dense candidate mask per observation; that does not scale
-        # to thousands of hint ids, which need the action-embedding Q-function of issue #5.
-        raise DataContractError(
-            f"the hint catalog has {n_actions} hint types; the masked Q-network handles at most "
-            f"{MAX_MASKED_ACTIONS} (large action spaces need the action-embedding Q-function, not built yet)"
-        )
-    return n_actions
+    try:
+        return n_actions, cfg.train.candidate_layout(n_actions)
+    except ValueError as err:
+        raise DataContractError(str(err)) from None
 
 
 def train_stage(cfg: HintrlConfig, ds: str, algo: str, progress: Progress = print) -> dict[str, Any]:
@@ -57,7 +50,8 @@ def train_stage(cfg: HintrlConfig, ds: str, algo: str, progress: Progress = prin
 
     window = NightlyWindow(ds, cfg.train.train_days)
     spec = _catalog_spec(cfg)
-    data = load_transitions(Lake(cfg.lake_uri), window.train_days, _n_actions(cfg, spec))
+    n_actions, layout = _actions_and_layout(cfg, spec)
+    data = load_transitions(Lake(cfg.lake_uri), window.train_days, n_actions, layout=layout)
     if spec.version != data.feature_spec_version:
         raise HintrlError(f"transitions of {data.days[0]}..{data.days[-1]} use feature spec {data.feature_spec_version}, "
                           f"the catalog and settings give {spec.version}: rebuild them (hintrl backfill)")
@@ -102,7 +96,8 @@ def evaluate_stage(cfg: HintrlConfig, ds: str, progress: Progress = print) -> di
     from offline_rl.train import load_policy
 
     window = NightlyWindow(ds, cfg.train.train_days)
-    data = load_transitions(Lake(cfg.lake_uri), [window.eval_day], _n_actions(cfg), tuple(sorted(cfg.gate.guardrails)))
+    n_actions, layout = _actions_and_layout(cfg)
+    data = load_transitions(Lake(cfg.lake_uri), [window.eval_day], n_actions, tuple(sorted(cfg.gate.guardrails)), layout)
     data = with_behavior_propensities(data, cfg.ope)
     if cfg.ope.behavior_propensity == "estimated":
         progress(f"evaluate: behaviour propensities estimated by behaviour cloning on {len(data)} held-out steps")

@@ -35,6 +35,7 @@ class TrainedPolicy:
     final_metrics: dict[str, float]
     stratum_mix: dict[str, float]
     mlflow_run_id: str | None = None
+    layout: str = "mask"  # the candidate layout of its observations (offline_rl/dataset.py)
 
     def to_json(self) -> dict:
         out = asdict(self)
@@ -42,13 +43,20 @@ class TrainedPolicy:
         return out
 
 
-def _algo_config(name: str, cfg: TrainConfig, state_dim: int):  # type: ignore[no-untyped-def]
+def q_function_factory(layout: str, state_dim: int, embedding_dim: int):  # type: ignore[no-untyped-def]
+    """The Q-network for a candidate layout: masked (dense mask) or action-embedding (candidate ids)."""
+    from offline_rl.embedding_q import CandidateEmbeddingQFunctionFactory
+    from offline_rl.masked_q import MaskedMeanQFunctionFactory
+
+    if layout == "ids":
+        return CandidateEmbeddingQFunctionFactory(state_dim=state_dim, embedding_dim=embedding_dim)
+    return MaskedMeanQFunctionFactory(state_dim=state_dim)
+
+
+def _algo_config(name: str, cfg: TrainConfig, state_dim: int, layout: str = "mask"):  # type: ignore[no-untyped-def]
     import d3rlpy
 
-    from offline_rl.masked_q import (
-        MaskedMeanQFunctionFactory,
-        MaskedStateEncoderFactory,
-    )
+    from offline_rl.masked_q import MaskedStateEncoderFactory
 
     common = dict(
         learning_rate=cfg.learning_rate,
@@ -56,7 +64,7 @@ def _algo_config(name: str, cfg: TrainConfig, state_dim: int):  # type: ignore[n
         gamma=cfg.gamma,
         target_update_interval=cfg.target_update_interval,
         encoder_factory=MaskedStateEncoderFactory(state_dim=state_dim, hidden_units=list(cfg.hidden_units)),
-        q_func_factory=MaskedMeanQFunctionFactory(state_dim=state_dim),
+        q_func_factory=q_function_factory(layout, state_dim, cfg.embedding_dim),
         reward_scaler=d3rlpy.preprocessing.MultiplyRewardScaler(cfg.reward_scale),
     )
     if name == "cql":
@@ -95,8 +103,15 @@ def train_policy(
         mix = ", ".join(f"{k} {v:.3f}" for k, v in sorted(sampler.weights.items()) if v > 0)
         progress(f"train {name}: stratified batches, stratum shares {mix}")
     dataset = ArrayReplayBuffer(data, sampler)
-    algo = _algo_config(name, cfg, data.state_dim).create(device="cpu:0")
-    progress(f"train {name}: {len(data)} transitions, {data.n_episodes} episodes, {cfg.n_steps} steps")
+    algo = _algo_config(name, cfg, data.state_dim, data.layout).create(device="cpu:0")
+    algo.build_with_dataset(dataset)
+    if data.layout == "ids":
+        from offline_rl.embedding_q import use_candidate_updates
+
+        use_candidate_updates(algo)
+    network = "action-embedding" if data.layout == "ids" else "masked"
+    progress(f"train {name}: {len(data)} transitions, {data.n_episodes} episodes, {data.n_actions} hint types "
+             f"({network} Q-network), {cfg.n_steps} steps")
     start = time.perf_counter()
     history = algo.fit(
         dataset,
@@ -114,7 +129,7 @@ def train_policy(
         algo=name, path=out_dir, feature_spec_version=data.feature_spec_version, state_dim=data.state_dim,
         n_actions=data.n_actions, temperature=cfg.temperature, train_days=data.days, transitions=len(data),
         episodes=data.n_episodes, n_steps=cfg.n_steps, seconds=round(seconds, 2), final_metrics=final,
-        stratum_mix=dict(cfg.stratum_mix), mlflow_run_id=mlflow_run_id,
+        stratum_mix=dict(cfg.stratum_mix), mlflow_run_id=mlflow_run_id, layout=data.layout,
     )
     (out_dir / "policy.json").write_text(json.dumps(trained.to_json(), indent=2))
     from offline_rl.policies import QSoftmaxPolicy
@@ -130,7 +145,8 @@ def load_policy(path: Path):  # type: ignore[no-untyped-def]
     """The staged policy at `path` as a `QSoftmaxPolicy`, plus its metadata."""
     import d3rlpy
 
-    import offline_rl.masked_q  # noqa: F401  (registers the factories d3rlpy must rebuild)
+    import offline_rl.embedding_q  # noqa: F401  (registers the factories d3rlpy must rebuild)
+    import offline_rl.masked_q  # noqa: F401
     from offline_rl.policies import QSoftmaxPolicy
 
     meta = json.loads((Path(path) / "policy.json").read_text())

@@ -105,20 +105,18 @@ class OraclePolicy:
 
 
 class ServedPolicy:
-    """Any policy answering `action_probabilities(observations)` over `[state, candidate mask]`
-    observations (what hintrl trains and serves)."""
+    """Any hintrl policy (`offline_rl.policies`: pi(a | state, candidates)), or a registered model,
+    seeing the page's open candidates (what hintrl trains and serves)."""
 
     def __init__(self, policy, name: str | None = None):  # type: ignore[no-untyped-def]
         self.policy = policy
         self.name = name or getattr(policy, "name", "policy")
 
     def probabilities(self, batch: StepBatch) -> np.ndarray:
-        rows = np.arange(len(batch))
-        mask = np.zeros((len(batch), batch.n_types), dtype=np.float32)
-        open_rows, open_pos = np.nonzero(batch.open)
-        mask[open_rows, batch.candidates[open_rows, open_pos]] = 1.0
-        all_probs = self.policy.action_probabilities(np.concatenate([batch.states(), mask], axis=1))
-        probs = np.where(batch.open, all_probs[rows[:, None], np.maximum(batch.candidates, 0)], 0.0)
+        from offline_rl.policies import candidate_probabilities
+
+        open_candidates = np.where(batch.open, batch.candidates, -1)
+        probs = candidate_probabilities(self.policy, batch.states(), open_candidates, batch.n_types)
         total = probs.sum(axis=1, keepdims=True)
         if not (np.isfinite(total) & (total > 0)).all():
             raise ValueError(f"policy {self.name} gave no probability to the open candidates")

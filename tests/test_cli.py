@@ -128,5 +128,6 @@ def test_large_action_space_logs_and_a_clear_refusal_to_train_the_masked_network
     small = ["--set", "simulator.n_users=200", "--set", "simulator.n_queries=30"]
     code, out, err = hintrl("simulate", "--ds", "2026-11-01", "--days", "1", "--action-space", "large", *small, home=tmp_path)
     assert code == 0, err
-    code, _, err = hintrl("train", "--ds", "2026-11-08", "--algo", "dqn", home=tmp_path)
-    assert code == 1 and "20000 hint types" in err and "action-embedding" in err
+    code, _, err = hintrl("train", "--ds", "2026-11-08", "--algo", "dqn", "--set", "train.q_function=masked", home=tmp_path)
+    assert code == 1 and "20000 hint types" in err and "train.q_function=embedding" in err
+    assert len(err.splitlines()) == 1

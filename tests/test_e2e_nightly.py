@@ -285,3 +285,49 @@ def test_a_failed_data_quality_check_stops_the_nightly_and_is_recorded(two_night
     assert [f["task_id"] for f in failures] == ["check_ingest"]
     assert not (copy / "lake" / "mdp" / "transitions" / "ds=2026-11-05").exists()
     assert not (copy / "staging" / "ds=2026-11-06").exists()
+
+
+@pytest.fixture(scope="module")
+def large_night(tmp_path_factory):
+    """A night on the large catalog (20,000 hint ids): the action-embedding network end to end."""
+    home = tmp_path_factory.mktemp("large")
+    hintrl(home, "simulate", "--ds", "2026-11-01", "--days", "4", "--action-space", "large", *SMALL_WORLD)
+    return home, hintrl(home, "nightly", "--ds", "2026-11-04", *FAST)
+
+
+def test_large_catalog_night_trains_evaluates_and_serves_the_embedding_network(large_night):
+    import mlflow.pyfunc
+    import numpy as np
+    import pandas as pd
+    import torch
+
+    from hintrl.lake import Lake
+    from offline_rl.dataset import load_transitions
+    from offline_rl.policies import candidate_probabilities
+    from offline_rl.train import load_policy
+
+    home, out = large_night
+    assert "Gate: PROMOTED to champion" in out
+    staged = home / "staging" / "ds=2026-11-04"
+    report = json.loads((staged / "ope.json").read_text())
+    assert {e["policy"] for e in report["evaluations"]} == {"behavior", "cql", "dqn"}
+    for evaluation in report["evaluations"]:
+        assert len(evaluation["action_share"]) == 20_000 and sum(evaluation["action_share"]) == pytest.approx(1.0)
+        assert all(np.isfinite(e["value"]) for e in evaluation["estimates"].values())
+    algo = registry(home).get_model_version("hintrl_hint_policy", "1").tags["algo"]
+    evaluated, meta = load_policy(staged / algo)
+    assert meta["layout"] == "ids" and meta["n_actions"] == 20_000 and evaluated.layout == "ids"
+
+    data = load_transitions(Lake(str(home / "lake")), ["2026-11-03"], 20_000, layout="ids")
+    rows = np.arange(0, len(data), max(1, len(data) // 100))
+    candidates = data.padded_candidates(rows)
+    expected = candidate_probabilities(evaluated, data.states[rows], candidates, 20_000)
+    mlflow.set_tracking_uri(f"sqlite:///{home / 'mlflow.db'}")
+    model = mlflow.pyfunc.load_model("models:/hintrl_hint_policy@champion")
+    lists = [[int(c) for c in row if c >= 0] for row in candidates]
+    served = model.predict(pd.DataFrame({"state": list(data.states[rows]), "candidates": lists}))
+    for got, cands, exp in zip(served.probabilities, lists, expected):
+        np.testing.assert_allclose(got, exp[: len(cands)], atol=1e-6)
+    assert all(h in cands for h, cands in zip(served.hint_type, lists))
+    scripted = torch.jit.load(str(staged / algo / "policy_torchscript.pt"))
+    np.testing.assert_allclose(scripted(torch.as_tensor(data.observation_rows(rows))).numpy(), expected, atol=1e-6)
