@@ -26,8 +26,12 @@ FAST = as_flags(FAST_SETTINGS)
 
 
 def hintrl(home, *args):
+    import os
+
+    # mlflow.set_tracking_uri (in earlier tests) exports MLFLOW_TRACKING_URI; each run here uses its home's.
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
     proc = subprocess.run([sys.executable, "-m", "hintrl.cli", *args, "--home", str(home)],
-                          capture_output=True, text=True, timeout=900)
+                          capture_output=True, text=True, timeout=900, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc.stdout
 
