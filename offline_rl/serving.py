@@ -80,34 +80,26 @@ def torchscript_policy(policy, example_observations: np.ndarray):  # type: ignor
     slot `(n, max_candidates)` (action-embedding network)."""
     import torch
 
-    class CandidateSoftmax(torch.nn.Module):
-        def __init__(self, q_functions: torch.nn.ModuleList, state_dim: int, temperature: float):
+    class ServedSoftmax(torch.nn.Module):
+        def __init__(self, q_functions: torch.nn.ModuleList, state_dim: int, temperature: float, candidate_ids: bool):
             super().__init__()
             self.q_functions = q_functions
             self.state_dim = state_dim
             self.temperature = temperature
+            self.candidate_ids = candidate_ids  # fixed when traced
 
         def forward(self, observations: torch.Tensor) -> torch.Tensor:
-            q = torch.stack([f.candidate_q(observations)[0] for f in self.q_functions]).mean(dim=0)
-            valid = observations[:, self.state_dim:] > -0.5
+            candidates = observations[:, self.state_dim:]
+            if self.candidate_ids:
+                q = torch.stack([f.candidate_q(observations)[0] for f in self.q_functions]).mean(dim=0)
+                valid = candidates > -0.5
+            else:
+                q = torch.stack([f(observations).q_value for f in self.q_functions]).mean(dim=0)
+                valid = candidates > 0.5
             logits = torch.where(valid, q / self.temperature, torch.full_like(q, float("-inf")))
             return torch.softmax(logits, dim=1).detach()
 
-    class MaskedSoftmax(torch.nn.Module):
-        def __init__(self, q_functions: torch.nn.ModuleList, state_dim: int, temperature: float):
-            super().__init__()
-            self.q_functions = q_functions
-            self.state_dim = state_dim
-            self.temperature = temperature
-
-        def forward(self, observations: torch.Tensor) -> torch.Tensor:
-            q = torch.stack([f(observations).q_value for f in self.q_functions]).mean(dim=0)
-            mask = observations[:, self.state_dim:] > 0.5
-            logits = torch.where(mask, q / self.temperature, torch.full_like(q, float("-inf")))
-            return torch.softmax(logits, dim=1).detach()
-
-    kind = CandidateSoftmax if policy.layout == "ids" else MaskedSoftmax
-    module = kind(policy.algo.impl.q_function, policy.state_dim, policy.temperature).eval()
+    module = ServedSoftmax(policy.algo.impl.q_function, policy.state_dim, policy.temperature, policy.layout == "ids").eval()
     with torch.no_grad():
         return torch.jit.trace(module, torch.as_tensor(np.asarray(example_observations, dtype=np.float32)),
                                check_trace=False)
