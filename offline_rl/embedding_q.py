@@ -43,6 +43,13 @@ def candidate_ids(x: torch.Tensor, state_dim: int) -> torch.Tensor:
     return torch.round(x[:, state_dim:]).long()
 
 
+def pick_candidate(q: torch.Tensor, index: torch.Tensor, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The slot values `(batch, 1)` of `q` whose ids in `index` are `actions` (0 where absent), and
+    whether each action was found among the slots."""
+    picked = index == actions.long().view(-1, 1)
+    return torch.where(picked, q, torch.zeros_like(q)).sum(dim=1, keepdim=True), picked.any(dim=1, keepdim=True)
+
+
 class CandidateEmbeddingQFunction(DiscreteQFunction):
     def __init__(self, encoder: Encoder, hidden_size: int, action_size: int, state_dim: int, embedding_dim: int):
         super().__init__()
@@ -72,9 +79,8 @@ class CandidateEmbeddingQFunction(DiscreteQFunction):
         """Q(s, a) `(batch, 1)` of the given actions; INVALID_Q for an action outside the candidates
         (as the dense output would give)."""
         q, index = self.candidate_q(x)
-        picked = index == actions.long().view(-1, 1)
-        value = torch.where(picked, q, torch.zeros_like(q)).sum(dim=1, keepdim=True)
-        return torch.where(picked.any(dim=1, keepdim=True), value, torch.full_like(value, INVALID_Q))
+        value, found = pick_candidate(q, index, actions)
+        return torch.where(found, value, torch.full_like(value, INVALID_Q))
 
     def forward(self, x: torch.Tensor) -> QFunctionOutput:
         q, index = self.candidate_q(x)
@@ -119,7 +125,7 @@ class _CandidateUpdates:
     def _compute_conservative_loss(self, obs_t: torch.Tensor, act_t: torch.Tensor) -> torch.Tensor:
         q, index = ensemble_candidate_q(self.q_function, obs_t)  # type: ignore[attr-defined]
         logsumexp = torch.logsumexp(q, dim=1, keepdim=True)  # padding is INVALID_Q: exp(.) = 0
-        data_values = torch.where(index == act_t.long().view(-1, 1), q, torch.zeros_like(q)).sum(dim=1, keepdim=True)
+        data_values, _ = pick_candidate(q, index, act_t)
         return (logsumexp - data_values).mean()
 
 

@@ -80,6 +80,8 @@ def torchscript_policy(policy, example_observations: np.ndarray):  # type: ignor
     slot `(n, max_candidates)` (action-embedding network)."""
     import torch
 
+    from offline_rl.embedding_q import ensemble_candidate_q
+
     class ServedSoftmax(torch.nn.Module):
         def __init__(self, q_functions: torch.nn.ModuleList, state_dim: int, temperature: float, candidate_ids: bool):
             super().__init__()
@@ -91,7 +93,7 @@ def torchscript_policy(policy, example_observations: np.ndarray):  # type: ignor
         def forward(self, observations: torch.Tensor) -> torch.Tensor:
             candidates = observations[:, self.state_dim:]
             if self.candidate_ids:
-                q = torch.stack([f.candidate_q(observations)[0] for f in self.q_functions]).mean(dim=0)
+                q, _ = ensemble_candidate_q(self.q_functions, observations)
                 valid = candidates > -0.5
             else:
                 q = torch.stack([f(observations).q_value for f in self.q_functions]).mean(dim=0)
