@@ -13,10 +13,12 @@ intervals that cover the truth at their stated rate.
 
 Policies: benchmarks/policy_set.py (uniform, Thompson per type and per gender, behaviour cloning,
 CQL and DQN at their served temperature and at 0.5) and the logged behaviour itself. The value is
-the mean episode return under the transitions' reward (preset `ctr`, gamma 1); the truth of a
-policy is its rollout for every user in the world that wrote the logs, from the first day of the
-simulation run that wrote the eval day (users' history builds up the same way), measured on the
-eval day; the truth of the behaviour is an independent replica of that logging run.
+the mean episode return under the transitions' reward (preset `ctr`, gamma 1). The truth is what
+an estimate on an eval day's logs stands for: the policy deployed to every user on that day, the
+users' history being the one in the logs (`simulator.ground_truth.Deployment` replays the run that
+wrote the day with its own draws, then serves the day); the day is redrawn `--truth-replicas`
+times independently of the logs and the truth is the mean over all redraws, so that its own noise
+is small beside the estimates' (the behaviour's truth: the logging buckets, redrawn alike).
 """
 
 from __future__ import annotations
@@ -44,13 +46,12 @@ def main() -> None:
     from policy_set import build_policies
 
     from hintrl.config import HintrlConfig
-    from hintrl.dates import parse_ds, shift
+    from hintrl.dates import parse_ds
     from hintrl.lake import Lake
     from offline_rl.dataset import load_transitions
     from offline_rl.evaluate import evaluate_behavior, evaluate_policy
-    from simulator.ground_truth import measure, rollout
+    from simulator.ground_truth import Deployment
     from simulator.logging_policy import ServedPolicy
-    from simulator.logs import Simulator
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--home", default=os.environ.get("HINTRL_HOME", ".hintrl"))
@@ -61,6 +62,7 @@ def main() -> None:
                              "history builds up from there, in the logs and in the truth alike)")
     parser.add_argument("--bootstrap", type=int, default=1000)
     parser.add_argument("--fqe-steps", type=int, default=1000)
+    parser.add_argument("--truth-replicas", type=int, default=4, help="independent redraws of each eval day for the truth")
     args = parser.parse_args()
     torch.set_num_threads(2)
     cfg = HintrlConfig(home=Path(args.home))
@@ -72,14 +74,15 @@ def main() -> None:
         start = max(r for r in args.runs if r <= day)
         n_days = (parse_ds(day) - parse_ds(start)).days + 1
         data = load_transitions(Lake(cfg.lake_uri), [day], spec.n_actions)
-        # The behaviour's truth: an independent replica of the logging run (other random draws, same world).
-        replica = Simulator(cfg.simulator, spec=spec)
-        frames = [replica.simulate_day(shift(start, i), 1000 + i).frame() for i in range(n_days)]
-        truth = {"behavior": measure(frames[-1], "behavior", cfg.reward).returns[cfg.reward.preset].value}
+        deployment = Deployment(cfg.simulator, start, n_days, spec=spec)
+
+        def true_value(policy) -> float:  # type: ignore[no-untyped-def]
+            return deployment.value(policy, cfg.reward, args.truth_replicas).returns[cfg.reward.preset].value
+
+        truth = {"behavior": true_value("behavior")}
         evaluations = {"behavior": evaluate_behavior(data, ope)}
         for name, policy in policies.items():
-            truth[name] = rollout(ServedPolicy(policy, name), cfg.simulator, start, n_days, cfg.reward, spec,
-                                  measure_last=1).returns[cfg.reward.preset].value
+            truth[name] = true_value(ServedPolicy(policy, name))
             evaluations[name] = evaluate_policy(name, policy, data, ope)
             print(f"{day} {name}: truth {truth[name]:.4f}, " + ", ".join(
                 f"{e} {est.value:.4f}" for e, est in evaluations[name].estimates.items()), flush=True)

@@ -4,11 +4,14 @@
 policy, and measures from the page views it produced: the mean episode return under each reward
 preset and the hint CTR, each with a 95% normal interval over episodes. `logged_value` measures
 the same quantities on logged page views (e.g. the baseline bucket), so the two are comparable.
+`Deployment` answers the counterfactual an off-policy estimate on one day's logs stands for: the
+policy deployed on that day, the users' history being exactly the one the logs left.
 Episodes are (session, query); returns are undiscounted sums over pages.
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from dataclasses import dataclass
 
@@ -106,6 +109,15 @@ def logged_value(pv: pd.DataFrame, bucket: str, reward_cfg: RewardConfig | None 
     return measure(pv[pv["bucket"] == bucket], f"logged {bucket} bucket", reward_cfg)
 
 
+def _builtin(name: str, sim: Simulator) -> SimPolicy:
+    from simulator.logging_policy import OraclePolicy
+
+    builtin = {"baseline": sim.baseline, "uniform": sim.explore, "oracle": OraclePolicy(sim.world)}
+    if name not in builtin:
+        raise ValueError(f"unknown built-in policy {name!r}: choose from {', '.join(builtin)}")
+    return builtin[name]
+
+
 def rollout(
     policy: SimPolicy | str,
     cfg: SimulatorConfig,
@@ -122,18 +134,57 @@ def rollout(
     With `measure_last` > 0 only the last that many days are measured (the days before build up
     the users' history, as they did in the logs of a run that started on `first_ds`).
     """
-    from simulator.logging_policy import OraclePolicy
-
     everyone = dataclasses.replace(cfg, explore_share=0.0, policy_share=1.0)
     sim = Simulator(everyone, world=world, spec=spec)
     if isinstance(policy, str):
-        builtin = {"baseline": sim.baseline, "uniform": sim.explore, "oracle": OraclePolicy(sim.world)}
-        if policy not in builtin:
-            raise ValueError(f"unknown built-in policy {policy!r}: choose from {', '.join(builtin)}")
-        policy = builtin[policy]
+        policy = _builtin(policy, sim)
     sim.policies["policy"] = policy
     sim.user_bucket[:] = BUCKETS.index("policy")
     frames = [sim.simulate_day(shift(first_ds, i), i).frame() for i in range(days)]
     if measure_last:
         frames = frames[-measure_last:]
     return measure(pd.concat(frames, ignore_index=True), policy.name, reward_cfg)
+
+
+# Day indexes of the independent redraws of a deployed day (the logs use 0, 1, ... from their run's start).
+REDRAW_DAY_INDEX = 10_000
+
+
+class Deployment:
+    """The world on the last of `days` days from `first_ds`, as the run that wrote the logs left it.
+
+    The days before are replayed with the logging buckets and the very draws of `simulate_to_lake`
+    from `first_ds` (the same seed and day indexes), so every user's history, and with it every
+    state, is the one in the logs. `value(policy)` then serves the last day to every user with
+    `policy`, drawing that day `replicas` times independently of the logged day: what an off-policy
+    estimate on the last day's logs estimates is this value's expectation, and each redraw is an
+    unbiased draw of it (the logged day itself is one more).
+    """
+
+    def __init__(self, cfg: SimulatorConfig, first_ds: str, days: int, spec: FeatureSpec | None = None,
+                 world: World | None = None):
+        if days < 1:
+            raise ValueError("a deployment needs at least the deployed day")
+        self.ds = shift(first_ds, days - 1)
+        self._sim = Simulator(cfg, world=world, spec=spec)
+        for i in range(days - 1):
+            self._sim.simulate_day(shift(first_ds, i), i)
+
+    def value(self, policy: SimPolicy | str, reward_cfg: RewardConfig | None = None, replicas: int = 1,
+              first_draw: int = REDRAW_DAY_INDEX) -> PolicyValue:
+        """`policy` (a simulator policy, a built-in name as for `rollout`, or "behavior": the
+        logging buckets themselves) serving every user on the deployed day, measured over `replicas` draws of it (day indexes from `first_draw`)."""
+        if replicas < 1:
+            raise ValueError("replicas must be >= 1")
+        if isinstance(policy, str) and policy != "behavior":
+            policy = _builtin(policy, self._sim)
+        name = policy if isinstance(policy, str) else policy.name
+        frames = []
+        for r in range(replicas):
+            # The world is read-only: share it; users' histories and the feature state are copied.
+            twin = copy.deepcopy(self._sim, memo={id(self._sim.world): self._sim.world})
+            if not isinstance(policy, str):
+                twin.policies["policy"] = policy
+                twin.user_bucket[:] = BUCKETS.index("policy")
+            frames.append(twin.simulate_day(self.ds, first_draw + r).frame())
+        return measure(pd.concat(frames, ignore_index=True), name, reward_cfg)

@@ -100,3 +100,30 @@ def test_rollout_can_measure_only_its_last_days(baseline_truth):
     first = rollout("baseline", WORLD, DAYS[0], 1)
     last = rollout("baseline", WORLD, DAYS[0], 2, measure_last=1)
     assert first.n_page_views + last.n_page_views == baseline_truth.n_page_views
+
+
+def test_a_deployment_replays_the_logs_history_exactly():
+    from simulator.ground_truth import Deployment
+
+    sim = Simulator(WORLD)
+    sim.simulate_day(DAYS[0], 0)
+    logged_day = measure(sim.simulate_day(DAYS[1], 1).frame(), "behavior")
+    deployment = Deployment(WORLD, DAYS[0], len(DAYS))
+    # Drawn with the logged day's own index, the logging buckets give back the logged day itself:
+    # the history the deployed day starts from is the logs'.
+    assert deployment.value("behavior", first_draw=1) == logged_day
+    redraw = deployment.value("behavior")
+    assert redraw != logged_day and redraw.returns["ctr"].contains(logged_day.returns["ctr"].value)
+    assert deployment.value("behavior") == redraw  # value() leaves the replayed history untouched
+
+
+def test_a_deployment_serves_everyone_and_pools_its_redraws():
+    from simulator.ground_truth import Deployment
+
+    deployment = Deployment(WORLD, DAYS[0], len(DAYS))
+    one, three = deployment.value("uniform"), deployment.value("uniform", replicas=3)
+    assert 2.5 * one.n_episodes < three.n_episodes < 3.5 * one.n_episodes
+    assert three.returns["ctr"].high - three.returns["ctr"].low < one.returns["ctr"].high - one.returns["ctr"].low
+    assert deployment.value("oracle").hint_ctr.low > three.hint_ctr.high
+    with pytest.raises(ValueError, match="unknown built-in policy"):
+        deployment.value("greedy")
