@@ -193,6 +193,11 @@ class OPEConfig:
     fqe_target_update_interval: int = 100
     fqe_hidden_units: tuple[int, ...] = (64, 64)
     fqe_embedding_dim: int = 32  # for catalogs evaluated with the action-embedding network
+    # Intervals of DM, DR and WDR: 0 resamples the episodes with the fitted Q held fixed (cheap, but
+    # blind to the fit's own error, so they cover the truth less often than stated); n > 0 refits
+    # FQE on n bootstrap resamples of the episodes and takes each estimator's standard error from
+    # the spread of its n values (n more FQE fits per policy).
+    fqe_refits: int = 0
     # The behaviour probability of each logged action: "logged" (the propensity the logs carry) or
     # "estimated" (behaviour cloning fit on the evaluated day: for logs without propensities, or to
     # cross-check them). Estimates are floored at `propensity_floor` so that no weight explodes.
@@ -205,6 +210,8 @@ class OPEConfig:
             raise ValueError(f"ope.behavior_propensity must be 'logged' or 'estimated', got {self.behavior_propensity!r}")
         if not 0 < self.propensity_floor < 1:
             raise ValueError(f"ope.propensity_floor must be in (0, 1), got {self.propensity_floor}")
+        if self.fqe_refits < 0 or self.fqe_refits == 1:
+            raise ValueError(f"ope.fqe_refits must be 0 or at least 2 (a spread needs two fits), got {self.fqe_refits}")
 
 
 GATE_ESTIMATORS = ("is", "wis", "pdis", "wpdis")

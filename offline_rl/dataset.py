@@ -98,6 +98,28 @@ class Transitions:
     def n_episodes(self) -> int:
         return len(np.unique(self.episode_ids))
 
+    def episode_rows(self, episodes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The rows of `episodes` (indexes in episode order; repeats allowed, as in a bootstrap
+        resample) in the given order, and each row's position among those episodes."""
+        starts = np.flatnonzero(np.r_[True, self.episode_ids[1:] != self.episode_ids[:-1]])
+        lengths = np.diff(np.r_[starts, len(self)])[episodes]
+        offsets = np.r_[0, np.cumsum(lengths)[:-1]]
+        rows = np.repeat(starts[episodes] - offsets, lengths) + np.arange(int(lengths.sum()))
+        return rows, np.repeat(np.arange(len(episodes), dtype=np.int32), lengths)
+
+    def take_episodes(self, episodes: np.ndarray) -> "Transitions":
+        """The steps of `episodes` (as `episode_rows`), each copy an episode of its own."""
+        rows, episode_ids = self.episode_rows(episodes)
+        return Transitions(
+            episode_ids=episode_ids, steps=self.steps[rows],
+            states=self.states[rows], masks=None if self.masks is None else self.masks[rows],
+            actions=self.actions[rows], propensities=self.propensities[rows], rewards=self.rewards[rows],
+            terminals=self.terminals[rows], buckets=self.buckets[rows], strata=self.strata[rows],
+            feature_spec_version=self.feature_spec_version, days=self.days,
+            components={k: v[rows] for k, v in self.components.items()},
+            candidate_ids=None if self.candidate_ids is None else self.candidate_ids[rows], action_count=self.action_count,
+        )
+
     def nbytes(self) -> int:
         """Bytes held by the arrays (what training keeps in memory)."""
         total = 0

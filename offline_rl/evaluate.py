@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from statistics import NormalDist
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -100,6 +101,31 @@ def logged_action_probabilities(policy: Policy, data: Transitions) -> tuple[np.n
     return target, share / max(len(data), 1)
 
 
+def refit_intervals(policy: Policy, data: Transitions, target: np.ndarray, estimates: dict[str, Estimate],
+                    cfg: OPEConfig) -> dict[str, tuple[float, float]]:
+    """Intervals of the FQE-based estimators that carry the fit's own error: FQE is refitted on
+    `cfg.fqe_refits` bootstrap resamples of the episodes (each with its own seed), every estimator
+    is computed on its resample, and the interval is the full-data estimate +- z * the standard
+    deviation of those values (Efron's bootstrap standard error; a handful of refits estimate a
+    spread well, not the tails a percentile interval would need)."""
+    from offline_rl.fqe import fit_fqe
+
+    estimators = [ESTIMATORS[name](cfg.gamma) for name in DR_ESTIMATORS]
+    rng = np.random.default_rng([cfg.seed, 7])
+    n_episodes = len(np.unique(data.episode_ids))
+    values: dict[str, list[float]] = {e.name: [] for e in estimators}
+    for refit in range(cfg.fqe_refits):
+        resample = rng.integers(0, n_episodes, size=n_episodes)
+        sample = data.take_episodes(resample)
+        fitted = fit_fqe(policy, sample, dataclasses.replace(cfg, seed=cfg.seed + 1 + refit))  # type: ignore[arg-type]
+        ep = _episodes(sample, target[data.episode_rows(resample)[0]], fitted=fitted)
+        for e in estimators:
+            values[e.name].append(e.estimate_policy_value(ep))
+    z = NormalDist().inv_cdf(0.5 + cfg.confidence / 2.0)
+    return {name: (estimates[name].value - z * float(np.std(v, ddof=1)), estimates[name].value + z * float(np.std(v, ddof=1)))
+            for name, v in values.items()}
+
+
 def _episodes(data: Transitions, target_probs: np.ndarray, rewards: np.ndarray | None = None,
               fitted: "FittedQ | None" = None) -> Episodes:
     return Episodes.from_steps(data.episode_ids, data.steps, data.rewards if rewards is None else rewards,
@@ -131,9 +157,12 @@ def evaluate_policy(name: str, policy: Policy, data: Transitions, cfg: OPEConfig
         fitted = fit_fqe(policy, data, cfg)  # type: ignore[arg-type]
     ep = _episodes(data, target, fitted=fitted)
     names = REPORTED_ESTIMATORS + (DR_ESTIMATORS if fitted is not None else ())
+    estimates = estimate_all(ep, names, cfg.gamma, cfg.n_bootstrap, cfg.confidence, cfg.seed)
+    if fitted is not None and cfg.fqe_refits:
+        for name, (low, high) in refit_intervals(policy, data, target, estimates, cfg).items():
+            estimates[name] = dataclasses.replace(estimates[name], low=low, high=high)
     guardrails = {
         c: ESTIMATORS[guardrail_estimator](cfg.gamma).estimate(_episodes(data, target, r), cfg.n_bootstrap, cfg.confidence, cfg.seed)
         for c, r in data.components.items()
     }
-    return PolicyEvaluation(name, estimate_all(ep, names, cfg.gamma, cfg.n_bootstrap, cfg.confidence, cfg.seed),
-                            guardrails, share.tolist(), _weight_histogram(ep.trajectory_weights))
+    return PolicyEvaluation(name, estimates, guardrails, share.tolist(), _weight_histogram(ep.trajectory_weights))

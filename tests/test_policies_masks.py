@@ -131,16 +131,12 @@ def test_torchscript_export_gives_the_served_probabilities(tmp_path):
     assert (probs[~masks] == 0).all()
 
 
-def test_fqe_targets_the_stochastic_policys_expected_value_not_the_greedy_one():
-
-    from hintrl.config import OPEConfig
+def _two_step_episodes(n_episodes, seed=0):
+    """Episodes of two steps: step 0 (state [1, 0]) pays 0, step 1 (state [0, 1]) pays 1 for action
+    0 and 0 for action 1, both logged uniformly. Action 2 is never a candidate."""
     from offline_rl.dataset import Transitions
-    from offline_rl.fqe import fit_fqe
 
-    # Episodes of two steps: step 0 (state [1, 0]) pays 0, step 1 (state [0, 1]) pays 1 for action 0
-    # and 0 for action 1. Action 2 is never a candidate.
-    n_episodes, state_dim, n_actions = 200, 2, 3
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(seed)
     actions = rng.integers(0, 2, size=2 * n_episodes)
     states = np.tile(np.array([[1.0, 0.0], [0.0, 1.0]], dtype=np.float32), (n_episodes, 1))
     masks = np.tile(np.array([1.0, 1.0, 0.0], dtype=np.float32), (2 * n_episodes, 1))
@@ -151,6 +147,15 @@ def test_fqe_targets_the_stochastic_policys_expected_value_not_the_greedy_one():
         terminals=np.tile([0.0, 1.0], n_episodes).astype(np.float32), buckets=np.full(2 * n_episodes, "explore"),
         strata=np.full(2 * n_episodes, "U|unknown|0"), feature_spec_version="test", days=("2026-11-01",),
     )
+    return data, rewards
+
+
+def test_fqe_targets_the_stochastic_policys_expected_value_not_the_greedy_one():
+    from hintrl.config import OPEConfig
+    from offline_rl.fqe import fit_fqe
+
+    state_dim, n_actions = 2, 3
+    data, rewards = _two_step_episodes(200)
     policy = _untrained_masked_dqn(state_dim, n_actions, 5.0, "near-uniform")
     pi = policy.action_probabilities(data.observations[1:2])[0]
     assert 0.3 < pi[0] < 0.7 and pi[2] == 0.0
@@ -160,6 +165,40 @@ def test_fqe_targets_the_stochastic_policys_expected_value_not_the_greedy_one():
     np.testing.assert_allclose(fitted.q_hat[1::2], rewards[1::2], atol=0.1)
     np.testing.assert_allclose(fitted.q_hat[0::2], pi[0], atol=0.1)
     np.testing.assert_allclose(fitted.v_hat[1::2], pi[0], atol=0.1)
+
+
+def test_take_episodes_copies_whole_episodes_in_the_asked_order():
+    data, _ = _two_step_episodes(5)
+    data.rewards[:] = np.arange(10)
+    sample = data.take_episodes(np.array([3, 0, 3]))
+    np.testing.assert_array_equal(sample.rewards, [6, 7, 0, 1, 6, 7])
+    np.testing.assert_array_equal(sample.episode_ids, [0, 0, 1, 1, 2, 2])  # the repeat is an episode of its own
+    np.testing.assert_array_equal(sample.steps, [0, 1] * 3)
+    np.testing.assert_array_equal(sample.masks, data.masks[[6, 7, 0, 1, 6, 7]])
+    assert sample.n_episodes == 3 and sample.terminals.sum() == 3
+
+
+def test_refit_intervals_carry_the_fits_own_error():
+    import dataclasses
+
+    from hintrl.config import OPEConfig
+    from offline_rl.evaluate import evaluate_policy
+
+    data, _ = _two_step_episodes(300, seed=1)
+    policy = _untrained_masked_dqn(2, 3, 5.0, "near-uniform")
+    cfg = OPEConfig(gamma=1.0, n_bootstrap=200, fqe_steps=300, fqe_learning_rate=3e-3, fqe_batch_size=64,
+                    fqe_target_update_interval=50, fqe_hidden_units=(16,))
+    fixed = evaluate_policy("p", policy, data, cfg).estimates
+    refit = evaluate_policy("p", policy, data, dataclasses.replace(cfg, fqe_refits=4)).estimates
+    for name in ("dm", "dr", "wdr"):
+        assert refit[name].value == pytest.approx(fixed[name].value)  # the point estimate is the full-data fit's
+        assert refit[name].low < refit[name].value < refit[name].high
+        assert refit[name].value - refit[name].low == pytest.approx(refit[name].high - refit[name].value)
+    # Every episode starts in the same state: with the fit held fixed DM has no spread at all.
+    assert fixed["dm"].high - fixed["dm"].low < 1e-6 < refit["dm"].high - refit["dm"].low
+    assert refit["wpdis"] == fixed["wpdis"]  # the importance-sampling estimators are untouched
+    with pytest.raises(ValueError, match="fqe_refits"):
+        OPEConfig(fqe_refits=1)
 
 
 def _untrained_masked_dqn(state_dim, n_actions, temperature, name):
