@@ -5,11 +5,14 @@ top-estimated policy. Goals: the gate's estimator within 5% of truth, rank corre
 intervals that cover the truth at their stated rate.
 
     bash scripts/dev.sh main                                   # logs 11-01..07, nightly 2026-11-08
-    H=.hintrl; hintrl simulate --home $H --ds 2026-11-08 --days 2      # held-out days, unseen by training
+    H=.hintrl; hintrl simulate --home $H --ds 2026-11-01 --days 9  # the same run, two days longer
     hintrl ingest --home $H --ds 2026-11-09 --since 2026-11-08 && hintrl features --home $H --ds 2026-11-09 --since 2026-11-08
     hintrl build-mdp --home $H --ds 2026-11-09 --since 2026-11-08
-    .venv/bin/python benchmarks/ope_accuracy.py --home $H --ds 2026-11-08 --eval-days 2026-11-07 2026-11-08 2026-11-09 \
-        --runs 2026-11-01 2026-11-08
+    .venv/bin/python benchmarks/ope_accuracy.py --home $H --ds 2026-11-08 --eval-days 2026-11-07 2026-11-08 2026-11-09
+
+The simulation is deterministic, so the nine-day run rewrites days 11-01..07 as they were and
+carries every user's history into the two held-out days, which training never saw (one run, so
+the features in the lake and the simulator's users agree on every day's history).
 
 Policies: benchmarks/policy_set.py (uniform, Thompson per type and per gender, behaviour cloning,
 CQL and DQN at their served temperature and at 0.5) and the logged behaviour itself. The value is
@@ -62,11 +65,13 @@ def main() -> None:
                              "history builds up from there, in the logs and in the truth alike)")
     parser.add_argument("--bootstrap", type=int, default=1000)
     parser.add_argument("--fqe-steps", type=int, default=1000)
+    parser.add_argument("--fqe-refits", type=int, default=10,
+                        help="FQE refits on bootstrap resamples for the DM / DR / WDR intervals (ope.fqe_refits; 0: fit held fixed)")
     parser.add_argument("--truth-replicas", type=int, default=4, help="independent redraws of each eval day for the truth")
     args = parser.parse_args()
     torch.set_num_threads(2)
     cfg = HintrlConfig(home=Path(args.home))
-    ope = dataclasses.replace(cfg.ope, n_bootstrap=args.bootstrap, fqe_steps=args.fqe_steps)
+    ope = dataclasses.replace(cfg.ope, n_bootstrap=args.bootstrap, fqe_steps=args.fqe_steps, fqe_refits=args.fqe_refits)
     built = build_policies(cfg, args.ds)
     policies, spec = built["policies"], built["spec"]
     rows = []  # (day, policy, estimator, value, low, high, truth)
@@ -88,29 +93,35 @@ def main() -> None:
                 f"{e} {est.value:.4f}" for e, est in evaluations[name].estimates.items()), flush=True)
         for name, evaluation in evaluations.items():
             for estimator, est in evaluation.estimates.items():
-                rows.append((day, name, estimator, est.value, est.low, est.high, truth[name]))
+                rows.append((day, name, estimator, est.value, est.low, est.high, truth[name], est.effective_sample_size))
 
     estimators = sorted({r[2] for r in rows if r[1] != "behavior"})
+    min_ess = cfg.gate.min_effective_sample_size
     summary = {}
     print(f"\nOPE against ground truth over {len(args.eval_days)} day(s), {len(policies) + 1} policies "
-          f"({ope.confidence:.0%} bootstrap intervals, {ope.n_bootstrap} replicates):")
-    print("| estimator | mean relative error | max relative error | coverage | Spearman | regret |\n|---|---|---|---|---|---|")
+          f"({ope.confidence:.0%} bootstrap intervals, {ope.n_bootstrap} replicates); the last two columns keep "
+          f"only the estimates the gate would act on (ESS >= {min_ess:g}):")
+    print("| estimator | mean relative error | max relative error | coverage | Spearman | regret "
+          "| estimates with ESS >= min | their mean relative error |\n|---|---|---|---|---|---|---|---|")
     for estimator in estimators:
         # The behaviour's own value stands in every estimator's list (it is on-policy).
         picked = [r for r in rows if r[2] == estimator or (r[1] == "behavior" and r[2] == "behavior")]
-        errors = [abs(r[3] - r[6]) / abs(r[6]) for r in picked]
+        errors = np.array([abs(r[3] - r[6]) / abs(r[6]) for r in picked])
+        actionable = np.array([r[7] >= min_ess for r in picked])
         covered = [r[4] <= r[6] <= r[5] for r in picked]
         names = sorted({r[1] for r in picked})
         est = [np.mean([r[3] for r in picked if r[1] == n]) for n in names]
         tru = [np.mean([r[6] for r in picked if r[1] == n]) for n in names]
         regret = max(tru) - tru[int(np.argmax(est))]
-        summary[estimator] = {"policies": len(names), "mean_relative_error": round(float(np.mean(errors)), 4),
-                              "max_relative_error": round(float(np.max(errors)), 4),
+        summary[estimator] = {"policies": len(names), "mean_relative_error": round(float(errors.mean()), 4),
+                              "max_relative_error": round(float(errors.max()), 4),
                               "coverage": round(float(np.mean(covered)), 3), "spearman": round(spearman(est, tru), 3),
-                              "regret": round(float(regret), 5)}
+                              "regret": round(float(regret), 5), "actionable_estimates": f"{int(actionable.sum())}/{len(picked)}",
+                              "actionable_mean_relative_error": round(float(errors[actionable].mean()), 4) if actionable.any() else None}
         s = summary[estimator]
+        actionable_error = "-" if s["actionable_mean_relative_error"] is None else f"{s['actionable_mean_relative_error']:.1%}"
         print(f"| {estimator} | {s['mean_relative_error']:.1%} | {s['max_relative_error']:.1%} | {s['coverage']:.0%} "
-              f"| {s['spearman']:.3f} | {s['regret']:.4f} |")
+              f"| {s['spearman']:.3f} | {s['regret']:.4f} | {s['actionable_estimates']} | {actionable_error} |")
     print(json.dumps({"summary": summary, "rows": rows}))
 
 
