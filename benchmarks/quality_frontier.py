@@ -1,0 +1,99 @@
+"""Policy quality against what the nightly gate can certify: for each training variant (CQL alpha,
+served temperature) and seed, the true hint CTR against the baseline's (simulator ground truth) and
+the gate's view of the same policy on the held-out day (WPDIS, its effective sample size and its
+lower bound); Thompson sampling beside them.
+
+    bash scripts/dev.sh main          # 7 days of logs, a nightly for 2026-11-08
+    .venv/bin/python benchmarks/quality_frontier.py --home .hintrl --ds 2026-11-08 --days 5 \\
+        --variant cql:0.1 --variant cql:0.05 --variant cql:0.01 --variant dqn --temperatures 0.02 0.05 --seeds 1 2 3
+
+A variant is `algo[:cql_alpha]`; each is trained on the nightly's training days with the
+configured settings otherwise, once per seed, and served at every `--temperatures`. A sharper
+policy (lower alpha or temperature) moves further from the logs: its true CTR may rise while the
+held-out day's effective sample size falls below the gate's minimum (`gate.min_effective_sample_size`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import tempfile
+from pathlib import Path
+
+
+def main() -> None:
+    import numpy as np
+    import torch
+
+    from feature_store.catalog import catalog_spec
+    from hintrl.config import HintrlConfig
+    from hintrl.dates import NightlyWindow
+    from hintrl.lake import Lake
+    from offline_rl.baselines import fit_thompson, state_segments
+    from offline_rl.dataset import load_transitions
+    from offline_rl.evaluate import evaluate_policy
+    from offline_rl.train import load_policy, train_policy
+    from simulator.ground_truth import rollout
+    from simulator.logging_policy import ServedPolicy
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--home", default=os.environ.get("HINTRL_HOME", ".hintrl"))
+    parser.add_argument("--ds", default="2026-11-08", help="the nightly whose training and held-out days to use")
+    parser.add_argument("--days", type=int, default=5, help="days of rollout from --ds for the truth")
+    parser.add_argument("--variant", action="append", default=None, help="algo[:cql_alpha], repeatable")
+    parser.add_argument("--temperatures", type=float, nargs="+", default=None)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1])
+    args = parser.parse_args()
+    cfg = HintrlConfig(home=Path(args.home))
+    torch.set_num_threads(cfg.train.torch_threads)
+    temperatures = args.temperatures or [cfg.train.temperature]
+    lake = Lake(cfg.lake_uri)
+    window = NightlyWindow(args.ds, cfg.train.train_days)
+    spec = catalog_spec(lake, cfg.features)
+    train = load_transitions(lake, window.train_days, spec.n_actions, ("hint_click",))
+    held_out = load_transitions(lake, [window.eval_day], spec.n_actions)
+    ope = dataclasses.replace(cfg.ope, fqe_steps=0)  # the gate's estimator needs no FQE
+    base = rollout("baseline", cfg.simulator, args.ds, args.days, spec=spec).hint_ctr.value
+
+    def measure(policy) -> dict:  # type: ignore[no-untyped-def]
+        truth = rollout(ServedPolicy(policy, policy.name), cfg.simulator, args.ds, args.days, spec=spec).hint_ctr.value
+        gate = evaluate_policy(policy.name, policy, held_out, ope).estimates[cfg.gate.estimator]
+        return {"ratio": truth / base, "ess": gate.effective_sample_size, "low": gate.low}
+
+    rows = []
+    segment_of, n_segments = state_segments([f.name for f in spec.state], ("gender_f", "gender_m"))
+    for name, policy in (("thompson per type", fit_thompson(train, "type")),
+                         ("thompson per gender", fit_thompson(train, "segment", segment_of=segment_of, n_segments=n_segments))):
+        policy.name = name
+        rows.append({"variant": name, "temperature": None, "runs": [measure(policy)]})
+    with tempfile.TemporaryDirectory() as tmp:
+        for variant in args.variant or [f"{a}:{cfg.train.cql_alpha}" if a == "cql" else a for a in cfg.train.algos]:
+            algo, _, alpha = variant.partition(":")
+            settings = {"cql_alpha": float(alpha)} if alpha else {}
+            runs: dict[float, list[dict]] = {t: [] for t in temperatures}
+            for seed in args.seeds:
+                out = Path(tmp) / f"{algo}-{seed}"
+                train_policy(algo, train, dataclasses.replace(cfg.train, seed=seed, **settings), out, progress=lambda m: None)
+                policy, _ = load_policy(out)
+                for t in temperatures:
+                    policy.temperature, policy.name = t, f"{variant} t{t:g}"
+                    runs[t].append(measure(policy))
+                    print(f"{variant} seed {seed} temperature {t:g}: {runs[t][-1]}", flush=True)
+            rows += [{"variant": variant, "temperature": t, "runs": r} for t, r in runs.items()]
+
+    print(f"\nTrue hint CTR / baseline's over {args.days} days from {args.ds}; the gate's {cfg.gate.estimator} on "
+          f"{window.eval_day} (minimum ESS {cfg.gate.min_effective_sample_size:g}); per seed {args.seeds}:")
+    print("| policy | temperature | CTR ratio (mean) | per seed | ESS per seed | lower bound per seed |\n|---|---|---|---|---|---|")
+    for row in rows:
+        r = row["runs"]
+        t = "sampled" if row["temperature"] is None else f"{row['temperature']:g}"
+        print(f"| {row['variant']} | {t} | {np.mean([x['ratio'] for x in r]):.3f} | "
+              + " ".join(f"{x['ratio']:.3f}" for x in r) + " | " + " ".join(f"{x['ess']:.0f}" for x in r)
+              + " | " + " ".join(f"{x['low']:.3f}" for x in r) + " |")
+    print(json.dumps({"baseline_hint_ctr": base, "rows": rows}))
+
+
+if __name__ == "__main__":
+    main()
