@@ -1,9 +1,10 @@
 """Baseline policies with probabilities over the candidates, fitted on the same transitions as the
 Q-learners: Thompson sampling and behaviour cloning (uniform is `policies.UniformPolicy`).
 
-Like every policy here they answer `action_probabilities(observations) -> (n, n_actions)`, zero off
-the candidate mask (observations are `[state, mask]`), so OPE, the simulator and serving treat them
-like the trained ones.
+Each answers pi(a | state, candidates) for candidate lists (`candidate_probabilities(states,
+candidates)`, ids padded with -1), so it works on catalogs of any size, and over `[state, mask]`
+observations (`action_probabilities`) for the small ones; OPE, the simulator and serving treat
+them like the trained policies.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Callable
 
 import numpy as np
 
-from offline_rl.dataset import Transitions
+from offline_rl.dataset import Transitions, mask_to_ids
 from offline_rl.policies import masked_softmax
 
 THOMPSON_PER = ("type", "segment")
@@ -33,26 +34,38 @@ class ThompsonPolicy:
     seed: int = 0
     name: str = "thompson"
 
-    def _probabilities(self, segment: int, mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        actions = np.flatnonzero(mask)
+    def _probabilities(self, segment: int, candidates: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        valid = candidates >= 0
+        actions = candidates[valid]
         draws = rng.beta(self.alpha[segment, actions], self.beta[segment, actions], size=(self.n_draws, len(actions)))
-        wins = np.bincount(draws.argmax(axis=1), minlength=len(actions))
-        out = np.zeros(len(mask))
-        out[actions] = wins / self.n_draws
+        out = np.zeros(len(candidates))
+        out[valid] = np.bincount(draws.argmax(axis=1), minlength=len(actions)) / self.n_draws
         return out
+
+    def candidate_probabilities(self, states: np.ndarray, candidates: np.ndarray) -> np.ndarray:
+        candidates = np.asarray(candidates, dtype=np.int64)
+        if not (candidates >= 0).any(axis=1).all():
+            raise ValueError("every row needs at least one candidate")
+        segments = self.segment_of(np.asarray(states))
+        # The answer depends only on (segment, candidate list): draw once per distinct pair.
+        keys = np.concatenate([segments[:, None], candidates], axis=1)
+        unique, inverse = np.unique(keys, axis=0, return_inverse=True)
+        rng = np.random.default_rng(self.seed)
+        table = np.stack([self._probabilities(int(k[0]), k[1:], rng) for k in unique])
+        return table[inverse.reshape(-1)]
 
     def action_probabilities(self, observations: np.ndarray) -> np.ndarray:
         observations = np.asarray(observations)
-        states, masks = observations[:, : self.state_dim], observations[:, self.state_dim:] > 0.5
-        if not masks.any(axis=1).all():
-            raise ValueError("every row needs at least one candidate")
-        segments = self.segment_of(states)
-        # The answer depends only on (segment, candidate set): draw once per distinct pair.
-        keys = np.concatenate([segments[:, None], masks.astype(np.int64)], axis=1)
-        unique, inverse = np.unique(keys, axis=0, return_inverse=True)
-        rng = np.random.default_rng(self.seed)
-        table = np.stack([self._probabilities(int(k[0]), k[1:].astype(bool), rng) for k in unique])
-        return table[inverse.reshape(-1)]
+        masks = observations[:, self.state_dim:] > 0.5
+        return _dense(self.candidate_probabilities(observations[:, : self.state_dim], mask_to_ids(masks)),
+                      mask_to_ids(masks), masks.shape[1])
+
+
+def _dense(probs: np.ndarray, candidates: np.ndarray, n_actions: int) -> np.ndarray:
+    out = np.zeros((len(probs), n_actions))
+    rows, slots = np.nonzero(candidates >= 0)
+    out[rows, candidates[rows, slots]] = probs[rows, slots]
+    return out
 
 
 def fit_thompson(data: Transitions, per: str = "type", prior: tuple[float, float] = (1.0, 1.0),
@@ -87,22 +100,88 @@ def state_segments(spec_names: list[str], columns: tuple[str, ...]) -> tuple[Cal
 
 
 class BCPolicy:
-    """Behaviour cloning: d3rlpy DiscreteBC on the state part of the observation; π is the softmax
-    of its logits over the candidates (the logged policy's estimate, also a propensity model)."""
+    """Behaviour cloning: d3rlpy DiscreteBC on the state part of the observation, fitted (and
+    answering) as the softmax of its logits over each step's candidates: the logged policy's
+    estimate, also a propensity model. Only the candidates' logits are computed, so its cost does
+    not grow with the catalog."""
 
     name = "bc"
 
     def __init__(self, algo, state_dim: int):  # type: ignore[no-untyped-def]
         self.algo = algo
         self.state_dim = state_dim
+        self.n_actions = int(algo.impl.action_size)
 
     def action_probabilities(self, observations: np.ndarray) -> np.ndarray:
+        observations = np.asarray(observations)
+        masks = observations[:, self.state_dim:] > 0.5
+        candidates = mask_to_ids(masks)
+        return _dense(self.candidate_probabilities(observations[:, : self.state_dim], candidates), candidates, masks.shape[1])
+
+    def candidate_probabilities(self, states: np.ndarray, candidates: np.ndarray) -> np.ndarray:
         import torch
 
-        x = torch.as_tensor(np.asarray(observations, dtype=np.float32), device=self.algo.impl.device)
-        with torch.no_grad():
-            logits = self.algo.impl._modules.imitator(x).logits.cpu().numpy().astype(np.float64)
-        return masked_softmax(logits, np.asarray(observations)[:, self.state_dim:] > 0.5, 1.0)
+        candidates = np.asarray(candidates, dtype=np.int64)
+        valid = candidates >= 0
+        if not valid.any(axis=1).all():
+            raise ValueError("every row needs at least one candidate")
+        out = np.zeros(candidates.shape)
+        imitator = self.algo.impl._modules.imitator
+        chunk = max(1, CANDIDATE_LOGITS_PER_CHUNK // max(candidates.shape[1], 1))
+        for start in range(0, len(candidates), chunk):
+            rows = slice(start, start + chunk)
+            # The encoder reads only the state part of an observation, so the states alone will do.
+            x = torch.as_tensor(np.asarray(states[rows], dtype=np.float32)[:, : self.state_dim], device=self.algo.impl.device)
+            with torch.no_grad():
+                logits = candidate_logits(imitator, x, torch.as_tensor(candidates[rows], device=x.device))
+            out[rows] = masked_softmax(logits.cpu().numpy().astype(np.float64), valid[rows], 1.0)
+        return out
+
+
+# (rows x candidate slots) scored at a time: bounds the gathered output weights' memory.
+CANDIDATE_LOGITS_PER_CHUNK = 1 << 20
+
+
+def candidate_logits(imitator, x, candidates):  # type: ignore[no-untyped-def]
+    """The imitator's logits of the candidate ids only (padding -1 scores as id 0; mask it)."""
+    import torch
+
+    ids = candidates.clamp(min=0)
+    h = imitator._encoder(x)
+    return torch.einsum("bch,bh->bc", imitator._fc.weight[ids], h) + imitator._fc.bias[ids]
+
+
+def _candidate_bc_impl():  # type: ignore[no-untyped-def]
+    import torch
+    from d3rlpy.algos.qlearning.torch.bc_impl import DiscreteBCImpl
+    from d3rlpy.models.torch.imitators import DiscreteImitationLoss
+
+    from offline_rl.masked_q import split_observation
+
+    class CandidateBCImpl(DiscreteBCImpl):
+        """DiscreteBCImpl whose likelihood is the softmax over the step's candidates (what the
+        logging policy chose among), with the logit penalty on those logits only."""
+
+        state_dim: int
+        layout: str
+
+        def compute_loss(self, obs_t, act_t) -> DiscreteImitationLoss:  # type: ignore[no-untyped-def]
+            state, rest = obs_t[:, : self.state_dim], obs_t[:, self.state_dim:]
+            if self.layout == "ids":
+                candidates = torch.round(rest).long()
+            else:
+                _, mask = split_observation(obs_t, self.state_dim)
+                candidates = torch.where(mask, torch.arange(mask.shape[1], device=mask.device), -1)
+            valid = candidates >= 0
+            logits = candidate_logits(self._modules.imitator, state, candidates)
+            log_probs = torch.log_softmax(logits.masked_fill(~valid, float("-inf")), dim=1)
+            slot = (candidates == act_t.long().view(-1, 1)).float().argmax(dim=1, keepdim=True)
+            imitation = -log_probs.gather(1, slot).mean()
+            regularization = self._beta * logits[valid].pow(2).mean()
+            return DiscreteImitationLoss(loss=imitation + regularization, imitation_loss=imitation,
+                                         regularization_loss=regularization)
+
+    return CandidateBCImpl
 
 
 def fit_bc(data: Transitions, n_steps: int = 1000, batch_size: int = 256, learning_rate: float = 1e-3,
@@ -120,6 +199,9 @@ def fit_bc(data: Transitions, n_steps: int = 1000, batch_size: int = 256, learni
         batch_size=batch_size, learning_rate=learning_rate, beta=logit_penalty,
         encoder_factory=MaskedStateEncoderFactory(state_dim=data.state_dim, hidden_units=list(hidden_units)),
     ).create(device="cpu:0")
+    algo.build_with_dataset(dataset)
+    algo.impl.__class__ = _candidate_bc_impl()  # same modules and optimiser, the candidates' likelihood
+    algo.impl.state_dim, algo.impl.layout = data.state_dim, data.layout
     algo.fit(dataset, n_steps=n_steps, n_steps_per_epoch=n_steps, show_progress=False,
              logger_adapter=d3rlpy.logging.NoopAdapterFactory())
     return BCPolicy(algo, data.state_dim)
@@ -132,7 +214,8 @@ def estimated_propensities(data: Transitions, n_steps: int, floor: float, seed: 
     bc = fit_bc(data, n_steps=n_steps, seed=seed, logit_penalty=0.0)
     out = np.empty(len(data), dtype=np.float64)
     for start in range(0, len(data), chunk_rows):
-        rows = np.arange(start, min(start + chunk_rows, len(data)))
-        probs = bc.action_probabilities(data.observation_rows(rows))
-        out[rows] = probs[np.arange(len(rows)), data.actions[rows]]
+        rows = slice(start, start + chunk_rows)
+        candidates = data.padded_candidates(rows)
+        probs = bc.candidate_probabilities(data.states[rows], candidates)
+        out[rows] = np.where(candidates == data.actions[rows, None], probs, 0.0).sum(axis=1)
     return np.maximum(out, floor)

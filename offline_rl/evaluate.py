@@ -63,11 +63,6 @@ def with_behavior_propensities(data: Transitions, cfg: OPEConfig) -> Transitions
     if cfg.behavior_propensity == "estimated":
         from offline_rl.baselines import estimated_propensities
 
-        if data.layout == "ids":
-            raise OPEInputError("estimated propensities (behaviour cloning over a dense mask) are available for "
-                                f"catalogs up to train.max_masked_actions hint types, not {data.n_actions}: "
-                                "log propensities with the hints")
-
         estimates = estimated_propensities(data, cfg.propensity_bc_steps, cfg.propensity_floor, cfg.seed)
         return dataclasses.replace(data, propensities=estimates)
     missing = int((~np.isfinite(data.propensities)).sum())

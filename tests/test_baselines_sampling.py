@@ -212,3 +212,41 @@ def test_behavior_propensity_setting_is_checked():
 
     with pytest.raises(ValueError, match="ope.behavior_propensity must be 'logged' or 'estimated'"):
         OPEConfig(behavior_propensity="guessed")
+
+
+def as_candidate_ids(data, catalog=None):
+    """The same logs in the ids layout (candidate ids padded with -1), in a catalog of `catalog`
+    hint types (default: the mask's width)."""
+    from offline_rl.dataset import mask_to_ids
+
+    return dataclasses.replace(data, masks=None, candidate_ids=mask_to_ids(data.masks).astype(np.int32),
+                               action_count=catalog or data.masks.shape[1])
+
+
+def test_thompson_and_behaviour_cloning_answer_for_candidate_lists_of_any_catalog():
+    from offline_rl.baselines import fit_bc, fit_thompson
+    from offline_rl.policies import candidate_probabilities
+
+    data = make_transitions(1500)
+    large = as_candidate_ids(data, catalog=20_000)
+    rows = slice(0, 200)
+    candidates = large.padded_candidates(rows)
+    valid = candidates >= 0
+    # Thompson: the same posteriors and draws, so the same answer whatever the catalog's size.
+    np.testing.assert_array_equal(
+        candidate_probabilities(fit_thompson(large, prior=(1.0, 1.0)), large.states[rows], candidates, 20_000),
+        candidate_probabilities(fit_thompson(data, prior=(1.0, 1.0)), data.states[rows], candidates, 4))
+    # Behaviour cloning over 20,000 outputs recovers the logs' uniform choice among 3 candidates.
+    bc = candidate_probabilities(fit_bc(large, n_steps=600, learning_rate=3e-3, hidden_units=(16,)),
+                                 large.states[rows], candidates, 20_000)
+    assert (bc[~valid] == 0).all()
+    np.testing.assert_allclose(bc.sum(axis=1), 1.0, atol=1e-6)
+    np.testing.assert_allclose(bc[valid], 1 / 3, atol=0.08)
+
+
+def test_estimated_propensities_work_on_candidate_lists():
+    from offline_rl.baselines import estimated_propensities
+
+    data = state_dependent_logs()
+    on_lists = estimated_propensities(as_candidate_ids(data, catalog=5_000), n_steps=800, floor=0.01, seed=0)
+    assert np.abs(on_lists - data.propensities).mean() < 0.04
