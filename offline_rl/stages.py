@@ -131,6 +131,9 @@ def evaluate_stage(cfg: HintrlConfig, ds: str, progress: Progress = print) -> di
         "train_days": window.train_days,
         "gate_estimator": estimator,
         "behavior_propensity": cfg.ope.behavior_propensity,
+        # How the DM / DR / WDR intervals were drawn (ope.fqe_refits): "fit held fixed" ones
+        # understate the uncertainty of those estimators.
+        "model_based_intervals": f"{cfg.ope.fqe_refits} FQE refits" if cfg.ope.fqe_refits else "fit held fixed",
         "eval_transitions": len(data),
         "eval_episodes": data.n_episodes,
         "feature_spec_version": data.feature_spec_version,
