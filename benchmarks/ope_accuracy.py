@@ -14,7 +14,7 @@ The simulation is deterministic, so the nine-day run rewrites days 11-01..07 as 
 carries every user's history into the two held-out days, which training never saw (one run, so
 the features in the lake and the simulator's users agree on every day's history).
 
-Policies: benchmarks/policy_set.py (uniform, Thompson per type and per gender, behaviour cloning,
+Policies: benchmarks/policy_set.py (uniform, Thompson per type, per gender and per query, behaviour cloning,
 CQL and DQN at their served temperature and at 0.5) and the logged behaviour itself. The value is
 the mean episode return under the transitions' reward (preset `ctr`, gamma 1). The truth is what
 an estimate on an eval day's logs stands for: the policy deployed to every user on that day, the
@@ -78,7 +78,7 @@ def main() -> None:
     for day in args.eval_days:
         start = max(r for r in args.runs if r <= day)
         n_days = (parse_ds(day) - parse_ds(start)).days + 1
-        data = load_transitions(Lake(cfg.lake_uri), [day], spec.n_actions)
+        data = load_transitions(Lake(cfg.lake_uri), [day], spec.n_actions, with_queries=True)
         deployment = Deployment(cfg.simulator, start, n_days, spec=spec)
 
         def true_value(policy) -> float:  # type: ignore[no-untyped-def]

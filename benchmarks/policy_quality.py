@@ -48,7 +48,7 @@ def main() -> None:
     for name, value in sorted(results.items(), key=lambda kv: -kv[1].hint_ctr.value):
         ctr = value.hint_ctr
         print(f"| {name} | {ctr.value:.4f} [{ctr.low:.4f}, {ctr.high:.4f}] | {ctr.value / base:.3f} |")
-    best_thompson = max(results["thompson"].hint_ctr.value, results["thompson_gender"].hint_ctr.value)
+    best_thompson = max(results[name].hint_ctr.value for name in results if name.startswith("thompson"))
     verdict = {algo: {"ratio_to_baseline": round(results[algo].hint_ctr.value / base, 4),
                       "meets_1_10": results[algo].hint_ctr.value >= 1.10 * base,
                       "beats_thompson": results[algo].hint_ctr.value > best_thompson}

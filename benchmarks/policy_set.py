@@ -1,7 +1,8 @@
 """The policies the quality and OPE-accuracy benchmarks compare, built from a nightly's home: the
 trained CQL and DQN staged by `hintrl nightly` (at their served temperature and a softer one),
-Thompson sampling (per hint type, and per gender segment) and behaviour cloning fitted on the same
-training days, and uniform random. Each is a `Policy` over `[state, mask]` observations.
+Thompson sampling (per hint type, per gender segment and per query) and behaviour cloning fitted on
+the same training days, and uniform random. Each answers pi(a | state, candidates); Thompson per
+query also reads the query id (transitions loaded `with_queries`, the simulator's own).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ def build_policies(cfg: HintrlConfig, ds: str, soft_temperature: float = 0.5) ->
 
     window = NightlyWindow(ds, cfg.train.train_days)
     spec = catalog_spec(Lake(cfg.lake_uri), cfg.features)
-    train = load_transitions(Lake(cfg.lake_uri), window.train_days, spec.n_actions, ("hint_click",))
+    train = load_transitions(Lake(cfg.lake_uri), window.train_days, spec.n_actions, ("hint_click",), with_queries=True)
     names = [f.name for f in spec.state]
     gender = tuple(n for n in names if n.startswith("gender_"))[:2]
     segment_of, n_segments = state_segments(names, gender)
@@ -31,6 +32,7 @@ def build_policies(cfg: HintrlConfig, ds: str, soft_temperature: float = 0.5) ->
         "uniform": UniformPolicy(spec.state_dim),
         "thompson": fit_thompson(train, "type"),
         "thompson_gender": fit_thompson(train, "segment", segment_of=segment_of, n_segments=n_segments),
+        "thompson_query": fit_thompson(train, "query"),
         "bc": fit_bc(train, n_steps=2000),
     }
     for algo in cfg.train.algos:

@@ -52,8 +52,8 @@ def main() -> None:
     lake = Lake(cfg.lake_uri)
     window = NightlyWindow(args.ds, cfg.train.train_days)
     spec = catalog_spec(lake, cfg.features)
-    train = load_transitions(lake, window.train_days, spec.n_actions, ("hint_click",))
-    held_out = load_transitions(lake, [window.eval_day], spec.n_actions)
+    train = load_transitions(lake, window.train_days, spec.n_actions, ("hint_click",), with_queries=True)
+    held_out = load_transitions(lake, [window.eval_day], spec.n_actions, with_queries=True)
     ope = dataclasses.replace(cfg.ope, fqe_steps=0)  # the gate's estimator needs no FQE
     base = rollout("baseline", cfg.simulator, args.ds, args.days, spec=spec).hint_ctr.value
 
@@ -65,7 +65,8 @@ def main() -> None:
     rows = []
     segment_of, n_segments = state_segments([f.name for f in spec.state], ("gender_f", "gender_m"))
     for name, policy in (("thompson per type", fit_thompson(train, "type")),
-                         ("thompson per gender", fit_thompson(train, "segment", segment_of=segment_of, n_segments=n_segments))):
+                         ("thompson per gender", fit_thompson(train, "segment", segment_of=segment_of, n_segments=n_segments)),
+                         ("thompson per query", fit_thompson(train, "query"))):
         policy.name = name
         rows.append({"variant": name, "temperature": None, "runs": [measure(policy)]})
     with tempfile.TemporaryDirectory() as tmp:

@@ -17,14 +17,15 @@ import numpy as np
 from offline_rl.dataset import Transitions, mask_to_ids
 from offline_rl.policies import masked_softmax
 
-THOMPSON_PER = ("type", "segment")
+THOMPSON_PER = ("type", "segment", "query")
 
 
 @dataclass
 class ThompsonPolicy:
-    """Beta(clicks + a, shows - clicks + b) per hint type, optionally per user segment; π(a | s,
-    candidates) is the probability that a's posterior draw is the largest among the candidates,
-    estimated from `n_draws` joint draws (seeded, so the same state always gets the same answer)."""
+    """Beta(clicks + a, shows - clicks + b) per hint type, optionally per user segment or per
+    query; π(a | s, candidates) is the probability that a's posterior draw is the largest among the
+    candidates, estimated from `n_draws` joint draws (seeded, so the same state always gets the same
+    answer)."""
 
     state_dim: int
     alpha: np.ndarray  # (n_segments, n_actions)
@@ -33,6 +34,12 @@ class ThompsonPolicy:
     n_draws: int = 2000
     seed: int = 0
     name: str = "thompson"
+    # Per query: each query id's posterior row; a query the logs never showed takes the last row.
+    query_rows: dict[str, int] | None = None
+
+    @property
+    def needs_queries(self) -> bool:
+        return self.query_rows is not None
 
     def _probabilities(self, segment: int, candidates: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         valid = candidates >= 0
@@ -42,11 +49,18 @@ class ThompsonPolicy:
         out[valid] = np.bincount(draws.argmax(axis=1), minlength=len(actions)) / self.n_draws
         return out
 
-    def candidate_probabilities(self, states: np.ndarray, candidates: np.ndarray) -> np.ndarray:
+    def candidate_probabilities(self, states: np.ndarray, candidates: np.ndarray,
+                                queries: np.ndarray | None = None) -> np.ndarray:
         candidates = np.asarray(candidates, dtype=np.int64)
         if not (candidates >= 0).any(axis=1).all():
             raise ValueError("every row needs at least one candidate")
-        segments = self.segment_of(np.asarray(states))
+        if self.query_rows is not None:
+            if queries is None:
+                raise ValueError(f"{self.name} is per query: pass each row's query id")
+            unseen = len(self.alpha) - 1
+            segments = np.array([self.query_rows.get(q, unseen) for q in queries], dtype=np.int64)
+        else:
+            segments = self.segment_of(np.asarray(states))
         # The answer depends only on (segment, candidate list): draw once per distinct pair.
         keys = np.concatenate([segments[:, None], candidates], axis=1)
         unique, inverse = np.unique(keys, axis=0, return_inverse=True)
@@ -68,16 +82,26 @@ def _dense(probs: np.ndarray, candidates: np.ndarray, n_actions: int) -> np.ndar
     return out
 
 
+def _one_segment(states: np.ndarray) -> np.ndarray:
+    return np.zeros(len(states), dtype=np.int64)
+
+
 def fit_thompson(data: Transitions, per: str = "type", prior: tuple[float, float] = (1.0, 1.0),
                  segment_of: Callable[[np.ndarray], np.ndarray] | None = None, n_segments: int = 1,
-                 n_draws: int = 2000, seed: int = 0) -> ThompsonPolicy:
-    """Posterior of each hint type's click rate from the logged shows and clicks (`hint_click`)."""
+                 n_draws: int = 2000, seed: int = 0, prior_strength: float = 10.0) -> ThompsonPolicy:
+    """Posterior of each hint type's click rate from the logged shows and clicks (`hint_click`):
+    per type (prior Beta(a, b) = `prior`), per user segment (`segment_of`, same prior), or per
+    query (the transitions loaded `with_queries`). A query sees few shows of each type, so its
+    prior is the type's pooled rate p with the weight of `prior_strength` shows:
+    Beta(prior_strength p, prior_strength (1 - p)), which is also the posterior of an unseen query."""
     if per not in THOMPSON_PER:
         raise ValueError(f"per must be one of {', '.join(THOMPSON_PER)}, got {per!r}")
     if "hint_click" not in data.components:
         raise ValueError("Thompson sampling needs the hint_click reward component of the transitions")
+    if per == "query":
+        return _fit_thompson_per_query(data, prior_strength, n_draws, seed)
     if per == "type" or segment_of is None:
-        segment_of, n_segments = (lambda states: np.zeros(len(states), dtype=np.int64)), 1
+        segment_of, n_segments = _one_segment, 1
     segments = segment_of(data.states)
     clicks = np.zeros((n_segments, data.n_actions))
     shows = np.zeros((n_segments, data.n_actions))
@@ -85,6 +109,25 @@ def fit_thompson(data: Transitions, per: str = "type", prior: tuple[float, float
     np.add.at(clicks, (segments, data.actions), data.components["hint_click"])
     a, b = prior
     return ThompsonPolicy(data.state_dim, clicks + a, shows - clicks + b, segment_of, n_draws, seed)
+
+
+def _fit_thompson_per_query(data: Transitions, prior_strength: float, n_draws: int, seed: int) -> ThompsonPolicy:
+    import pandas as pd
+
+    if data.queries is None:
+        raise ValueError("Thompson sampling per query needs each step's query id: load the transitions with_queries=True")
+    if prior_strength <= 0:
+        raise ValueError("prior_strength must be > 0")
+    codes, names = pd.factorize(np.asarray(data.queries, dtype=object))
+    clicks = np.zeros((len(names), data.n_actions))
+    shows = np.zeros((len(names), data.n_actions))
+    np.add.at(shows, (codes, data.actions), 1.0)
+    np.add.at(clicks, (codes, data.actions), data.components["hint_click"])
+    pooled = (clicks.sum(axis=0) + 1.0) / (shows.sum(axis=0) + 2.0)
+    a0, b0 = prior_strength * pooled, prior_strength * (1.0 - pooled)
+    return ThompsonPolicy(data.state_dim, np.vstack([clicks + a0, a0]), np.vstack([shows - clicks + b0, b0]),
+                          _one_segment, n_draws, seed, name="thompson_query",
+                          query_rows={str(q): i for i, q in enumerate(names)})
 
 
 def state_segments(spec_names: list[str], columns: tuple[str, ...]) -> tuple[Callable[[np.ndarray], np.ndarray], int]:

@@ -44,6 +44,7 @@ class Transitions:
     components: dict[str, np.ndarray] = field(default_factory=dict)  # the reward components asked for
     candidate_ids: np.ndarray | None = None  # (n, max_candidates) ids padded with -1: the ids layout
     action_count: int = 0  # the catalog size in the ids layout
+    queries: Any = None  # (n,) query ids (a pandas Categorical) when loaded `with_queries`
 
     def __post_init__(self) -> None:
         if (self.masks is None) == (self.candidate_ids is None):
@@ -118,6 +119,7 @@ class Transitions:
             feature_spec_version=self.feature_spec_version, days=self.days,
             components={k: v[rows] for k, v in self.components.items()},
             candidate_ids=None if self.candidate_ids is None else self.candidate_ids[rows], action_count=self.action_count,
+            queries=None if self.queries is None else self.queries[rows],
         )
 
     def nbytes(self) -> int:
@@ -162,9 +164,10 @@ def _scan(lake: Lake, days: list[str], columns: list[str]):  # type: ignore[no-u
 
 
 def load_transitions(lake: Lake, days: list[str], n_actions: int, components: tuple[str, ...] = (),
-                     layout: str = "mask") -> Transitions:
-    """Transitions of `days` (with the named reward components) in the candidate `layout`; fails
-    when a day is missing, the days mix feature specs, or a candidate is outside the catalog.
+                     layout: str = "mask", with_queries: bool = False) -> Transitions:
+    """Transitions of `days` (with the named reward components) in the candidate `layout`, and with
+    each step's query id (the query part of its episode id) when `with_queries`; fails when a day
+    is missing, the days mix feature specs, or a candidate is outside the catalog.
 
     Streams: a first pass reads the sort keys and spec versions, a second pass scatters each record
     batch into preallocated arrays at its sorted position, so memory holds the result plus one batch
@@ -188,13 +191,18 @@ def load_transitions(lake: Lake, days: list[str], n_actions: int, components: tu
     # Episode codes ranked by id, so sorting by code sorts by episode id.
     rank = np.argsort(np.argsort(encoded.dictionary.to_numpy(zero_copy_only=False), kind="stable"))
     codes = rank[encoded.indices.to_numpy()].astype(np.int32)
-    del ids, encoded
     step = np.concatenate(steps)
     order = np.lexsort((step, codes))
     position = np.empty(n, dtype=np.int64)
     position[order] = np.arange(n)  # where each stored row goes
 
     out: dict[str, Any] = {"episode_ids": codes[order], "steps": step[order].astype(np.int32)}
+    if with_queries:
+        # An episode id is "session|query" (sql/transitions.sql): one split per episode, not per step.
+        episode_query = pc.list_element(pc.split_pattern(encoded.dictionary, "|", max_splits=1), 1)
+        query_codes, query_names = pd.factorize(np.asarray(episode_query.to_pylist(), dtype=object))
+        out["queries"] = pd.Categorical.from_codes(query_codes[encoded.indices.to_numpy()][order], categories=query_names)
+    del ids, encoded
     del codes, step
     if layout not in LAYOUTS:
         raise ValueError(f"unknown candidate layout {layout!r}: choose from {', '.join(LAYOUTS)}")

@@ -89,7 +89,8 @@ def logged_action_probabilities(policy: Policy, data: Transitions) -> tuple[np.n
     for start in range(0, len(data), POLICY_CHUNK):
         rows = slice(start, start + POLICY_CHUNK)
         candidates = data.padded_candidates(rows)
-        probs = candidate_probabilities(policy, data.states[rows], candidates, data.n_actions)
+        queries = None if data.queries is None else np.asarray(data.queries[rows])
+        probs = candidate_probabilities(policy, data.states[rows], candidates, data.n_actions, queries)
         target[rows] = np.where(candidates == data.actions[rows, None], probs, 0.0).sum(axis=1)
         valid = candidates >= 0
         share += np.bincount(candidates[valid], weights=probs[valid], minlength=data.n_actions)

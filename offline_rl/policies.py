@@ -37,10 +37,17 @@ def masked_softmax(q_values: np.ndarray, mask: np.ndarray, temperature: float) -
     return weights / weights.sum(axis=1, keepdims=True)
 
 
-def candidate_probabilities(policy, states: np.ndarray, candidates: np.ndarray, n_actions: int) -> np.ndarray:  # type: ignore[no-untyped-def]
+def candidate_probabilities(policy, states: np.ndarray, candidates: np.ndarray, n_actions: int,  # type: ignore[no-untyped-def]
+                            queries: np.ndarray | None = None) -> np.ndarray:
     """pi(a | state, candidates) of any policy, `(n, max_candidates)` aligned with `candidates`
-    (ids padded with -1; padding gets probability 0)."""
+    (ids padded with -1; padding gets probability 0). A policy with `needs_queries` (e.g. Thompson
+    sampling per query) also reads each row's query id from `queries`; the others ignore it."""
     candidates = np.asarray(candidates, dtype=np.int64)
+    if getattr(policy, "needs_queries", False):
+        if queries is None:
+            raise ValueError(f"policy {getattr(policy, 'name', policy)!r} is per query: it needs each row's query id "
+                             "(transitions loaded with queries, or the simulator's)")
+        return policy.candidate_probabilities(states, candidates, queries=queries)
     if hasattr(policy, "candidate_probabilities"):
         return policy.candidate_probabilities(states, candidates)
     valid = candidates >= 0

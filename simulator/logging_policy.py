@@ -49,6 +49,13 @@ class StepBatch:
         )
 
 
+def query_ids(queries: np.ndarray) -> np.ndarray:
+    """The logged `query_id` of simulator query numbers."""
+    from simulator.logs import query_id_array
+
+    return np.asarray(query_id_array(queries).to_pylist(), dtype=object)
+
+
 class SimPolicy(Protocol):
     name: str
 
@@ -116,7 +123,8 @@ class ServedPolicy:
         from offline_rl.policies import candidate_probabilities
 
         open_candidates = np.where(batch.open, batch.candidates, -1)
-        probs = candidate_probabilities(self.policy, batch.states(), open_candidates, batch.n_types)
+        queries = query_ids(batch.queries) if getattr(self.policy, "needs_queries", False) else None
+        probs = candidate_probabilities(self.policy, batch.states(), open_candidates, batch.n_types, queries)
         total = probs.sum(axis=1, keepdims=True)
         if not (np.isfinite(total) & (total > 0)).all():
             raise ValueError(f"policy {self.name} gave no probability to the open candidates")

@@ -38,6 +38,10 @@ def ids(prefix: str, numbers: np.ndarray, width: int) -> pa.Array:
     return pc.binary_join_element_wise(prefix, digits, "")
 
 
+def query_id_array(numbers: np.ndarray) -> pa.Array:
+    return ids("q", numbers, 4)
+
+
 def _timestamps(ds: str, seconds: np.ndarray) -> pa.Array:
     midnight = dt.datetime.combine(parse_ds(ds), dt.time(0), tzinfo=dt.timezone.utc)
     micros = int(midnight.timestamp()) * 1_000_000 + np.floor(seconds * 1e6).astype(np.int64)
@@ -77,7 +81,7 @@ class DayLogs:
         return pa.table(
             {
                 **self._event_columns(c, rows.start or 0, "pv", 8),
-                "query_id": ids("q", c["query"], 4),
+                "query_id": query_id_array(c["query"]),
                 "page": pa.array(c["page"], type=pa.int32()),
                 "bucket": pa.array(BUCKETS).take(pa.array(c["bucket"])),
                 "candidates": self.candidate_lists.take(pa.array(c["query"])),
@@ -229,7 +233,7 @@ class Simulator:
             schema=arrow_schema("hint_catalog"),
         )
         queries = pa.table(
-            {"query_id": ids("q", np.arange(self.cfg.n_queries), 4), "category_id": w.query_category},
+            {"query_id": query_id_array(np.arange(self.cfg.n_queries)), "category_id": w.query_category},
             schema=arrow_schema("query"),
         )
         return {"item": items, "hint_catalog": catalog, "query": queries}

@@ -250,3 +250,30 @@ def test_estimated_propensities_work_on_candidate_lists():
     data = state_dependent_logs()
     on_lists = estimated_propensities(as_candidate_ids(data, catalog=5_000), n_steps=800, floor=0.01, seed=0)
     assert np.abs(on_lists - data.propensities).mean() < 0.04
+
+
+def test_thompson_per_query_shrinks_each_query_towards_its_types_pooled_rate():
+    from offline_rl.baselines import fit_thompson
+    from offline_rl.policies import candidate_probabilities
+
+    data = make_transitions(2000)
+    queries = np.where(np.arange(len(data)) % 2 == 0, "q0001", "q0002")
+    # Query q0002's users click type 2, q0001's type 1 (as everywhere in make_transitions).
+    clicks = np.where(queries == "q0002", data.actions == 2, data.actions == 1).astype(np.float64)
+    data = dataclasses.replace(data, queries=queries, components={"hint_click": clicks})
+    policy = fit_thompson(data, per="query", prior_strength=10.0)
+    shows = np.bincount(data.actions[queries == "q0001"], minlength=4)
+    hits = np.bincount(data.actions[queries == "q0001"], weights=clicks[queries == "q0001"], minlength=4)
+    pooled = (np.bincount(data.actions, weights=clicks, minlength=4) + 1) / (np.bincount(data.actions, minlength=4) + 2)
+    row = policy.query_rows["q0001"]
+    np.testing.assert_allclose(policy.alpha[row], hits + 10 * pooled)
+    np.testing.assert_allclose(policy.beta[row], shows - hits + 10 * (1 - pooled))
+    np.testing.assert_allclose(policy.alpha[-1], 10 * pooled)  # a query never logged: the prior itself
+    states, candidates = data.states[:3], np.array([[0, 1, 2], [1, 2, 3], [1, 2, -1]])
+    pi = candidate_probabilities(policy, states, candidates, 4, queries=np.array(["q0001", "q0002", "q9999"]))
+    assert pi[0].argmax() == 1 and pi[1].argmax() == 1  # type 2 in q0002: slot 1 of [1, 2, 3]
+    np.testing.assert_allclose(pi.sum(axis=1), 1.0)
+    with pytest.raises(ValueError, match="is per query"):
+        candidate_probabilities(policy, states, candidates, 4)
+    with pytest.raises(ValueError, match="with_queries"):
+        fit_thompson(dataclasses.replace(data, queries=None), per="query")
