@@ -5,6 +5,11 @@ oracle's figure beside them.
     bash scripts/dev.sh main          # 7 days of logs, a nightly for 2026-11-08 (trains CQL and DQN)
     .venv/bin/python benchmarks/policy_quality.py --home .hintrl --ds 2026-11-08 --days 3
 
+    # the large world (20,000 hint ids, the action-embedding network):
+    H=.hintrl-large; hintrl simulate --home $H --ds 2026-11-01 --days 7 --action-space large
+    hintrl nightly --home $H --ds 2026-11-08
+    .venv/bin/python benchmarks/policy_quality.py --home $H --ds 2026-11-08 --days 3 --action-space large
+
 Every policy of benchmarks/policy_set.py, plus the simulator's baseline (the logs' epsilon-greedy
 bucket) and oracle, is rolled out for every user over `--days` days from `--ds` in the world that
 wrote the logs; prints each true hint CTR with its 95% interval and its ratio to the baseline.
@@ -25,7 +30,7 @@ def main() -> None:
     import torch
     from policy_set import build_policies
 
-    from hintrl.config import HintrlConfig
+    from hintrl.config import HintrlConfig, SimulatorConfig
     from simulator.ground_truth import rollout
     from simulator.logging_policy import ServedPolicy
 
@@ -33,9 +38,11 @@ def main() -> None:
     parser.add_argument("--home", default=os.environ.get("HINTRL_HOME", ".hintrl"))
     parser.add_argument("--ds", default="2026-11-08", help="the nightly whose trained policies to measure")
     parser.add_argument("--days", type=int, default=3, help="days of rollout from --ds")
+    parser.add_argument("--action-space", choices=["small", "large"], default="small",
+                        help="the world the logs came from (`hintrl simulate --action-space`)")
     args = parser.parse_args()
     torch.set_num_threads(2)
-    cfg = HintrlConfig(home=Path(args.home))
+    cfg = HintrlConfig(home=Path(args.home)).replace(**SimulatorConfig.preset(args.action_space))
     built = build_policies(cfg, args.ds)
     results = {}
     for name in ("baseline", "oracle"):
