@@ -24,7 +24,8 @@ def build_policies(cfg: HintrlConfig, ds: str, soft_temperature: float = 0.5) ->
 
     window = NightlyWindow(ds, cfg.train.train_days)
     spec = catalog_spec(Lake(cfg.lake_uri), cfg.features)
-    train = load_transitions(Lake(cfg.lake_uri), window.train_days, spec.n_actions, ("hint_click",), with_queries=True)
+    layout = cfg.train.candidate_layout(spec.n_actions)  # candidate ids, not a dense mask, on large catalogs
+    train = load_transitions(Lake(cfg.lake_uri), window.train_days, spec.n_actions, ("hint_click",), layout, with_queries=True)
     names = [f.name for f in spec.state]
     gender = tuple(n for n in names if n.startswith("gender_"))[:2]
     segment_of, n_segments = state_segments(names, gender)

@@ -209,16 +209,17 @@ def _candidate_bc_impl():  # type: ignore[no-untyped-def]
         layout: str
 
         def compute_loss(self, obs_t, act_t) -> DiscreteImitationLoss:  # type: ignore[no-untyped-def]
-            state, rest = obs_t[:, : self.state_dim], obs_t[:, self.state_dim:]
+            state = obs_t[:, : self.state_dim]
             if self.layout == "ids":
-                candidates = torch.round(rest).long()
-            else:
-                _, mask = split_observation(obs_t, self.state_dim)
-                candidates = torch.where(mask, torch.arange(mask.shape[1], device=mask.device), -1)
-            valid = candidates >= 0
-            logits = candidate_logits(self._modules.imitator, state, candidates)
+                candidates = torch.round(obs_t[:, self.state_dim:]).long()
+                valid = candidates >= 0
+                logits = candidate_logits(self._modules.imitator, state, candidates)
+                slot = (candidates == act_t.long().view(-1, 1)).float().argmax(dim=1, keepdim=True)
+            else:  # a dense mask over a small catalog: every logit, the mask keeps the candidates'
+                _, valid = split_observation(obs_t, self.state_dim)
+                logits = self._modules.imitator(state).logits
+                slot = act_t.long().view(-1, 1)
             log_probs = torch.log_softmax(logits.masked_fill(~valid, float("-inf")), dim=1)
-            slot = (candidates == act_t.long().view(-1, 1)).float().argmax(dim=1, keepdim=True)
             imitation = -log_probs.gather(1, slot).mean()
             regularization = self._beta * logits[valid].pow(2).mean()
             return DiscreteImitationLoss(loss=imitation + regularization, imitation_loss=imitation,

@@ -66,6 +66,10 @@ class UniformPolicy:
         mask = observations[:, self.state_dim:] > 0.5
         return mask / mask.sum(axis=1, keepdims=True)
 
+    def candidate_probabilities(self, states: np.ndarray, candidates: np.ndarray) -> np.ndarray:
+        valid = np.asarray(candidates) >= 0
+        return valid / valid.sum(axis=1, keepdims=True)
+
 
 class QSoftmaxPolicy:
     """Softmax over the candidates' Q-values of a trained d3rlpy discrete Q-learning algorithm,

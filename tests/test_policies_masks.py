@@ -31,6 +31,8 @@ def test_masked_softmax_refuses_greedy_and_empty_masks():
 def test_uniform_policy():
     obs = np.array([[0.1, 0.2, 0.3, 1, 0, 1, 1]], dtype=np.float32)
     np.testing.assert_allclose(UniformPolicy(STATE_DIM).action_probabilities(obs), [[1 / 3, 0, 1 / 3, 1 / 3]])
+    lists = UniformPolicy(STATE_DIM).candidate_probabilities(obs[:, :STATE_DIM], np.array([[17_000, 4, -1, -1]]))
+    np.testing.assert_allclose(lists, [[0.5, 0.5, 0, 0]])
 
 
 def _tiny_dataset(rng):
