@@ -217,7 +217,10 @@ def _candidate_bc_impl():  # type: ignore[no-untyped-def]
                 slot = (candidates == act_t.long().view(-1, 1)).float().argmax(dim=1, keepdim=True)
             else:  # a dense mask over a small catalog: every logit, the mask keeps the candidates'
                 _, valid = split_observation(obs_t, self.state_dim)
-                logits = self._modules.imitator(state).logits
+                # The raw scores, as candidate_logits gives: a Categorical's .logits are normalised
+                # over the whole catalog, which would change what the logit penalty pulls on.
+                imitator = self._modules.imitator
+                logits = imitator._fc(imitator._encoder(state))
                 slot = act_t.long().view(-1, 1)
             log_probs = torch.log_softmax(logits.masked_fill(~valid, float("-inf")), dim=1)
             imitation = -log_probs.gather(1, slot).mean()
