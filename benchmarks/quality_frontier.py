@@ -1,11 +1,14 @@
 """Policy quality against what the nightly gate can certify: for each training variant (CQL alpha,
 served temperature) and seed, the true hint CTR against the baseline's (simulator ground truth) and
 the gate's view of the same policy on the held-out day (WPDIS, its effective sample size and its
-lower bound); Thompson sampling beside them.
+lower bound); Thompson sampling beside them. Each trained variant is served with and without the
+anchor to the logs (`--anchors`, train.behavior_anchor: the softmax tilted by the behaviour model's
+log-probabilities).
 
     bash scripts/dev.sh main          # 7 days of logs, a nightly for 2026-11-08
     .venv/bin/python benchmarks/quality_frontier.py --home .hintrl --ds 2026-11-08 --days 5 \\
-        --variant cql:0.1 --variant cql:0.05 --variant cql:0.01 --variant dqn --temperatures 0.02 0.05 --seeds 1 2 3
+        --variant cql:0.1 --variant cql:0.03 --variant cql:0.01 --variant dqn --temperatures 0.02 0.03 0.05 \\
+        --anchors 0 1 --seeds 1 2 3
 
 A variant is `algo[:cql_alpha]`; each is trained on the nightly's training days with the
 configured settings otherwise, once per seed, and served at every `--temperatures`. A sharper
@@ -45,10 +48,15 @@ def main() -> None:
     parser.add_argument("--variant", action="append", default=None, help="algo[:cql_alpha], repeatable")
     parser.add_argument("--temperatures", type=float, nargs="+", default=None)
     parser.add_argument("--seeds", type=int, nargs="+", default=[1])
+    parser.add_argument("--anchors", type=float, nargs="+", default=None,
+                        help="train.behavior_anchor weights to serve each variant at (default: the configured one)")
     args = parser.parse_args()
     cfg = HintrlConfig(home=Path(args.home))
     torch.set_num_threads(cfg.train.torch_threads)
     temperatures = args.temperatures or [cfg.train.temperature]
+    anchors = args.anchors if args.anchors is not None else [cfg.train.behavior_anchor]
+    if min(anchors) < 0:
+        parser.error("--anchors must be >= 0")
     lake = Lake(cfg.lake_uri)
     window = NightlyWindow(args.ds, cfg.train.train_days)
     spec = catalog_spec(lake, cfg.features)
@@ -68,29 +76,34 @@ def main() -> None:
                          ("thompson per gender", fit_thompson(train, "segment", segment_of=segment_of, n_segments=n_segments)),
                          ("thompson per query", fit_thompson(train, "query"))):
         policy.name = name
-        rows.append({"variant": name, "temperature": None, "runs": [measure(policy)]})
+        rows.append({"variant": name, "temperature": None, "anchor": None, "runs": [measure(policy)]})
     with tempfile.TemporaryDirectory() as tmp:
         for variant in args.variant or [f"{a}:{cfg.train.cql_alpha}" if a == "cql" else a for a in cfg.train.algos]:
             algo, _, alpha = variant.partition(":")
+            # Trained once per seed with the largest anchor, so that its behaviour model is staged;
+            # the same Q-network and behaviour model are then served at every anchor weight.
             settings = {"cql_alpha": float(alpha)} if alpha else {}
-            runs: dict[float, list[dict]] = {t: [] for t in temperatures}
+            settings["behavior_anchor"] = max(anchors)
+            runs: dict[tuple[float, float], list[dict]] = {(a, t): [] for a in anchors for t in temperatures}
             for seed in args.seeds:
                 out = Path(tmp) / f"{algo}-{seed}"
                 train_policy(algo, train, dataclasses.replace(cfg.train, seed=seed, **settings), out, progress=lambda m: None)
                 policy, _ = load_policy(out)
-                for t in temperatures:
-                    policy.temperature, policy.name = t, f"{variant} t{t:g}"
-                    runs[t].append(measure(policy))
-                    print(f"{variant} seed {seed} temperature {t:g}: {runs[t][-1]}", flush=True)
-            rows += [{"variant": variant, "temperature": t, "runs": r} for t, r in runs.items()]
+                for a, t in runs:
+                    policy.anchor_weight, policy.temperature, policy.name = a, t, f"{variant} anchor {a:g} t{t:g}"
+                    runs[a, t].append(measure(policy))
+                    print(f"{variant} seed {seed} anchor {a:g} temperature {t:g}: {runs[a, t][-1]}", flush=True)
+            rows += [{"variant": variant, "temperature": t, "anchor": a, "runs": r} for (a, t), r in runs.items()]
 
     print(f"\nTrue hint CTR / baseline's over {args.days} days from {args.ds}; the gate's {cfg.gate.estimator} on "
           f"{window.eval_day} (minimum ESS {cfg.gate.min_effective_sample_size:g}); per seed {args.seeds}:")
-    print("| policy | temperature | CTR ratio (mean) | per seed | ESS per seed | lower bound per seed |\n|---|---|---|---|---|---|")
+    print("| policy | anchor | temperature | CTR ratio (mean) | per seed | ESS per seed | lower bound per seed |\n"
+          "|---|---|---|---|---|---|---|")
     for row in rows:
         r = row["runs"]
         t = "sampled" if row["temperature"] is None else f"{row['temperature']:g}"
-        print(f"| {row['variant']} | {t} | {np.mean([x['ratio'] for x in r]):.3f} | "
+        anchor = "" if row["anchor"] is None else f"{row['anchor']:g}"
+        print(f"| {row['variant']} | {anchor} | {t} | {np.mean([x['ratio'] for x in r]):.3f} | "
               + " ".join(f"{x['ratio']:.3f}" for x in r) + " | " + " ".join(f"{x['ess']:.0f}" for x in r)
               + " | " + " ".join(f"{x['low']:.3f}" for x in r) + " |")
     print(json.dumps({"baseline_hint_ctr": base, "rows": rows}))

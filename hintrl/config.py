@@ -150,8 +150,14 @@ class TrainConfig:
     reward_scale: float = 1.0
     seed: int = 1
     torch_threads: int = 2
-    # The served (and evaluated) policy: softmax over masked Q / temperature.
+    # The served (and evaluated) policy: softmax over masked Q / temperature, tilted towards the
+    # logged behaviour when `behavior_anchor` > 0: pi(a|s) ∝ b(a|s)^behavior_anchor exp(Q(s,a) / T),
+    # b a behaviour-cloning model of the logs fitted with the Q-network. With weight 1 it is the
+    # policy maximising E_pi[Q] - T KL(pi || b): as T grows it tends to the logs (which the gate can
+    # certify), as T shrinks to the greedy policy; without the anchor it tends to uniform instead.
     temperature: float = 0.05
+    behavior_anchor: float = 0.0
+    behavior_anchor_steps: int = 2000  # behaviour-cloning steps of the anchor model
     # Stratified mini-batches: stratum pattern (gender|age band|purchase power, fnmatch, e.g.
     # "F|*|*") -> share of each batch; strata no pattern matches share the rest in their logged
     # proportions. Empty: batches follow the logs' own mix.
@@ -162,6 +168,10 @@ class TrainConfig:
             raise ValueError(f"train.q_function must be one of {', '.join(Q_FUNCTIONS)}, got {self.q_function!r}")
         if self.embedding_dim < 1:
             raise ValueError(f"train.embedding_dim must be >= 1, got {self.embedding_dim}")
+        if self.behavior_anchor < 0:
+            raise ValueError(f"train.behavior_anchor must be >= 0 (0: no anchor), got {self.behavior_anchor}")
+        if self.behavior_anchor > 0 and self.behavior_anchor_steps < 1:
+            raise ValueError(f"train.behavior_anchor_steps must be >= 1, got {self.behavior_anchor_steps}")
 
     def candidate_layout(self, n_actions: int) -> str:
         """The observation layout of the chosen Q-network for a catalog of `n_actions` hint types:

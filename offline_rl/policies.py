@@ -74,15 +74,22 @@ class UniformPolicy:
 class QSoftmaxPolicy:
     """Softmax over the candidates' Q-values of a trained d3rlpy discrete Q-learning algorithm,
     with either network: the masked one (observations `[state, mask]`) or the action-embedding
-    one (observations `[state, candidate ids]`, `layout` "ids")."""
+    one (observations `[state, candidate ids]`, `layout` "ids").
 
-    def __init__(self, algo, state_dim: int, temperature: float, name: str):  # type: ignore[no-untyped-def]
+    With an `anchor` (a model of the logging policy b answering `candidate_probabilities`, e.g.
+    behaviour cloning) and `anchor_weight` w > 0 the softmax is tilted towards the logs:
+    pi(a | s) ∝ b(a | s)^w exp(Q(s, a) / temperature)."""
+
+    def __init__(self, algo, state_dim: int, temperature: float, name: str,  # type: ignore[no-untyped-def]
+                 anchor=None, anchor_weight: float = 0.0):
         from offline_rl.embedding_q import CandidateEmbeddingQFunction
 
         self.algo = algo
         self.state_dim = state_dim
         self.temperature = temperature
         self.name = name
+        self.anchor = anchor if anchor_weight > 0 else None
+        self.anchor_weight = anchor_weight if anchor is not None else 0.0
         self.layout = "ids" if isinstance(algo.impl.q_function[0], CandidateEmbeddingQFunction) else "mask"
         self.n_actions = int(algo.impl.action_size)
 
@@ -104,7 +111,14 @@ class QSoftmaxPolicy:
             return dense
         x = torch.as_tensor(np.asarray(observations, dtype=np.float32))
         _, mask = split_observation(x, self.state_dim)
-        return masked_softmax(self.q_values(observations), mask.numpy(), self.temperature)
+        behavior = None if self.anchor is None else self.anchor.action_probabilities(observations)
+        return self._served(self.q_values(observations), mask.numpy(), behavior)
+
+    def _served(self, q: np.ndarray, valid: np.ndarray, behavior: np.ndarray | None) -> np.ndarray:
+        """softmax(Q / T + w log b) over the valid entries (b: the anchor's probabilities, aligned with q)."""
+        if behavior is not None:
+            q = q + self.temperature * self.anchor_weight * np.log(np.maximum(behavior, np.finfo(np.float64).tiny))
+        return masked_softmax(q, valid, self.temperature)
 
     def candidate_q(self, states: np.ndarray, candidates: np.ndarray) -> np.ndarray:
         """Q of each candidate `(n, max_candidates)` (the embedding network scores only these)."""
@@ -121,7 +135,8 @@ class QSoftmaxPolicy:
 
     def candidate_probabilities(self, states: np.ndarray, candidates: np.ndarray) -> np.ndarray:
         candidates = np.asarray(candidates, dtype=np.int64)
-        return masked_softmax(self.candidate_q(states, candidates), candidates >= 0, self.temperature)
+        behavior = None if self.anchor is None else self.anchor.candidate_probabilities(states, candidates)
+        return self._served(self.candidate_q(states, candidates), candidates >= 0, behavior)
 
 
 def _mask_of(candidates: np.ndarray, n_actions: int) -> np.ndarray:

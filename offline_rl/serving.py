@@ -77,18 +77,23 @@ def torchscript_policy(policy, example_observations: np.ndarray):  # type: ignor
     """A TorchScript module computing exactly the served probabilities: observations
     `[state, candidate mask]` -> softmax(masked Q / temperature) over the candidates `(n, n_actions)`
     (masked network), or `[state, candidate ids padded with -1]` -> the same softmax per candidate
-    slot `(n, max_candidates)` (action-embedding network)."""
+    slot `(n, max_candidates)` (action-embedding network). A policy anchored to the logs carries
+    its behaviour model too and adds `anchor_weight * log b(a | s)` to the logits."""
     import torch
 
+    from offline_rl.baselines import candidate_logits
     from offline_rl.embedding_q import ensemble_candidate_q
 
     class ServedSoftmax(torch.nn.Module):
-        def __init__(self, q_functions: torch.nn.ModuleList, state_dim: int, temperature: float, candidate_ids: bool):
+        def __init__(self, q_functions: torch.nn.ModuleList, state_dim: int, temperature: float, candidate_ids: bool,
+                     imitator: torch.nn.Module | None, anchor_weight: float):
             super().__init__()
             self.q_functions = q_functions
             self.state_dim = state_dim
             self.temperature = temperature
             self.candidate_ids = candidate_ids  # fixed when traced
+            self.imitator = imitator  # the behaviour model's network, or None: fixed when traced
+            self.anchor_weight = anchor_weight
 
         def forward(self, observations: torch.Tensor) -> torch.Tensor:
             candidates = observations[:, self.state_dim:]
@@ -98,10 +103,21 @@ def torchscript_policy(policy, example_observations: np.ndarray):  # type: ignor
             else:
                 q = torch.stack([f(observations).q_value for f in self.q_functions]).mean(dim=0)
                 valid = candidates > 0.5
-            logits = torch.where(valid, q / self.temperature, torch.full_like(q, float("-inf")))
+            logits = q / self.temperature
+            if self.imitator is not None:
+                states = observations[:, : self.state_dim]
+                if self.candidate_ids:
+                    behavior = candidate_logits(self.imitator, states, torch.round(candidates).long())
+                else:
+                    behavior = self.imitator._fc(self.imitator._encoder(states))
+                behavior = torch.log_softmax(torch.where(valid, behavior, torch.full_like(behavior, float("-inf"))), dim=1)
+                logits = logits + self.anchor_weight * torch.where(valid, behavior, torch.zeros_like(behavior))
+            logits = torch.where(valid, logits, torch.full_like(q, float("-inf")))
             return torch.softmax(logits, dim=1).detach()
 
-    module = ServedSoftmax(policy.algo.impl.q_function, policy.state_dim, policy.temperature, policy.layout == "ids").eval()
+    imitator = None if policy.anchor is None else policy.anchor.algo.impl._modules.imitator
+    module = ServedSoftmax(policy.algo.impl.q_function, policy.state_dim, policy.temperature, policy.layout == "ids",
+                           imitator, policy.anchor_weight).eval()
     with torch.no_grad():
         return torch.jit.trace(module, torch.as_tensor(np.asarray(example_observations, dtype=np.float32)),
                                check_trace=False)

@@ -1,7 +1,9 @@
 """Train d3rlpy DiscreteCQL and double DQN on transitions, with candidate masks.
 
-A trained policy is staged as a folder: `model.d3` (d3rlpy's own format) and `policy.json` (what is
-needed to serve it as the evaluated masked softmax policy, plus training facts for the run).
+A trained policy is staged as a folder: `model.d3` (d3rlpy's own format), `policy.json` (what is
+needed to serve it as the evaluated masked softmax policy, plus training facts for the run) and,
+when the served softmax is anchored to the logs (`train.behavior_anchor`), `behavior.d3`: the
+behaviour-cloning model of the logging policy it is tilted towards.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from hintrl.errors import HintrlError
 from offline_rl.dataset import Transitions
 
 ALGOS = ("cql", "dqn")
+BEHAVIOR_MODEL_FILE = "behavior.d3"
 
 
 @dataclass
@@ -36,6 +39,7 @@ class TrainedPolicy:
     stratum_mix: dict[str, float]
     mlflow_run_id: str | None = None
     layout: str = "mask"  # the candidate layout of its observations (offline_rl/dataset.py)
+    behavior_anchor: float = 0.0  # the weight of log b(a|s) in the served logits; 0: no anchor
 
     def to_json(self) -> dict:
         out = asdict(self)
@@ -124,25 +128,36 @@ def train_policy(
     seconds = time.perf_counter() - start
     out_dir.mkdir(parents=True, exist_ok=True)
     algo.save(str(out_dir / "model.d3"))
+    anchor = None
+    if cfg.behavior_anchor > 0:
+        from offline_rl.baselines import fit_bc
+
+        progress(f"train {name}: behaviour model for the served policy's anchor ({cfg.behavior_anchor_steps} steps)")
+        # Plain maximum likelihood (no logit penalty): the anchor stands for the logging policy itself.
+        anchor = fit_bc(data, n_steps=cfg.behavior_anchor_steps, batch_size=cfg.batch_size,
+                        hidden_units=cfg.hidden_units, seed=cfg.seed, logit_penalty=0.0)
+        anchor.algo.save(str(out_dir / BEHAVIOR_MODEL_FILE))
     final = {k: float(v) for k, v in (history[-1][1] if history else {}).items()}
     trained = TrainedPolicy(
         algo=name, path=out_dir, feature_spec_version=data.feature_spec_version, state_dim=data.state_dim,
         n_actions=data.n_actions, temperature=cfg.temperature, train_days=data.days, transitions=len(data),
         episodes=data.n_episodes, n_steps=cfg.n_steps, seconds=round(seconds, 2), final_metrics=final,
         stratum_mix=dict(cfg.stratum_mix), mlflow_run_id=mlflow_run_id, layout=data.layout,
+        behavior_anchor=cfg.behavior_anchor,
     )
     (out_dir / "policy.json").write_text(json.dumps(trained.to_json(), indent=2))
     from offline_rl.policies import QSoftmaxPolicy
     from offline_rl.serving import TORCHSCRIPT_FILE, export_torchscript
 
-    export_torchscript(QSoftmaxPolicy(algo, data.state_dim, cfg.temperature, name), data.observation_rows(64),
-                       out_dir / TORCHSCRIPT_FILE)
+    served = QSoftmaxPolicy(algo, data.state_dim, cfg.temperature, name, anchor, cfg.behavior_anchor)
+    export_torchscript(served, data.observation_rows(64), out_dir / TORCHSCRIPT_FILE)
     progress(f"train {name}: {cfg.n_steps} steps in {seconds:.1f}s ({cfg.n_steps / max(seconds, 1e-9):.0f} steps/s), {final}")
     return trained
 
 
 def load_policy(path: Path):  # type: ignore[no-untyped-def]
-    """The staged policy at `path` as a `QSoftmaxPolicy`, plus its metadata."""
+    """The staged policy at `path` as a `QSoftmaxPolicy` (with its behaviour anchor, if it was
+    trained with one), plus its metadata."""
     import d3rlpy
 
     import offline_rl.embedding_q  # noqa: F401  (registers the factories d3rlpy must rebuild)
@@ -151,4 +166,9 @@ def load_policy(path: Path):  # type: ignore[no-untyped-def]
 
     meta = json.loads((Path(path) / "policy.json").read_text())
     algo = d3rlpy.load_learnable(str(Path(path) / "model.d3"), device="cpu:0")
-    return QSoftmaxPolicy(algo, meta["state_dim"], meta["temperature"], meta["algo"]), meta
+    anchor, weight = None, float(meta.get("behavior_anchor", 0.0))
+    if weight > 0:
+        from offline_rl.baselines import BCPolicy
+
+        anchor = BCPolicy(d3rlpy.load_learnable(str(Path(path) / BEHAVIOR_MODEL_FILE), device="cpu:0"), meta["state_dim"])
+    return QSoftmaxPolicy(algo, meta["state_dim"], meta["temperature"], meta["algo"], anchor, weight), meta
