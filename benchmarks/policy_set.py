@@ -11,7 +11,6 @@ import copy
 from pathlib import Path
 
 from hintrl.config import HintrlConfig
-from hintrl.dates import NightlyWindow
 from hintrl.lake import Lake
 
 
@@ -22,7 +21,7 @@ def build_policies(cfg: HintrlConfig, ds: str, soft_temperature: float = 0.5) ->
     from offline_rl.policies import UniformPolicy
     from offline_rl.train import load_policy
 
-    window = NightlyWindow(ds, cfg.train.train_days)
+    window = cfg.nightly_window(ds)
     spec = catalog_spec(Lake(cfg.lake_uri), cfg.features)
     layout = cfg.train.candidate_layout(spec.n_actions)  # candidate ids, not a dense mask, on large catalogs
     train = load_transitions(Lake(cfg.lake_uri), window.train_days, spec.n_actions, ("hint_click",), layout, with_queries=True)

@@ -32,7 +32,6 @@ def main() -> None:
 
     from feature_store.catalog import catalog_spec
     from hintrl.config import HintrlConfig
-    from hintrl.dates import NightlyWindow
     from hintrl.lake import Lake
     from offline_rl.baselines import fit_thompson, state_segments
     from offline_rl.dataset import load_transitions
@@ -48,6 +47,8 @@ def main() -> None:
     parser.add_argument("--variant", action="append", default=None, help="algo[:cql_alpha], repeatable")
     parser.add_argument("--temperatures", type=float, nargs="+", default=None)
     parser.add_argument("--seeds", type=int, nargs="+", default=[1])
+    parser.add_argument("--eval-days", type=int, default=None,
+                        help="held-out days for the gate's view (ope.eval_days; training uses the days before them)")
     parser.add_argument("--anchors", type=float, nargs="+", default=None,
                         help="train.behavior_anchor weights to serve each variant at (default: the configured one)")
     args = parser.parse_args()
@@ -58,10 +59,12 @@ def main() -> None:
     if min(anchors) < 0:
         parser.error("--anchors must be >= 0")
     lake = Lake(cfg.lake_uri)
-    window = NightlyWindow(args.ds, cfg.train.train_days)
+    if args.eval_days is not None:
+        cfg = cfg.replace(**{"ope.eval_days": args.eval_days})
+    window = cfg.nightly_window(args.ds)
     spec = catalog_spec(lake, cfg.features)
     train = load_transitions(lake, window.train_days, spec.n_actions, ("hint_click",), with_queries=True)
-    held_out = load_transitions(lake, [window.eval_day], spec.n_actions, with_queries=True)
+    held_out = load_transitions(lake, window.eval_days, spec.n_actions, with_queries=True)
     ope = dataclasses.replace(cfg.ope, fqe_steps=0)  # the gate's estimator needs no FQE
     base = rollout("baseline", cfg.simulator, args.ds, args.days, spec=spec).hint_ctr.value
 
@@ -96,7 +99,7 @@ def main() -> None:
             rows += [{"variant": variant, "temperature": t, "anchor": a, "runs": r} for (a, t), r in runs.items()]
 
     print(f"\nTrue hint CTR / baseline's over {args.days} days from {args.ds}; the gate's {cfg.gate.estimator} on "
-          f"{window.eval_day} (minimum ESS {cfg.gate.min_effective_sample_size:g}); per seed {args.seeds}:")
+          f"{window.eval_label} (minimum ESS {cfg.gate.min_effective_sample_size:g}); per seed {args.seeds}:")
     print("| policy | anchor | temperature | CTR ratio (mean) | per seed | ESS per seed | lower bound per seed |\n"
           "|---|---|---|---|---|---|---|")
     for row in rows:

@@ -10,7 +10,10 @@ import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from hintrl.dates import NightlyWindow
 
 
 @dataclass(frozen=True)
@@ -216,8 +219,14 @@ class OPEConfig:
     behavior_propensity: str = "logged"
     propensity_floor: float = 0.01
     propensity_bc_steps: int = 2000
+    # Days held out for evaluation (the newest ones, ending ds-1); training uses the
+    # `train.train_days` days before them. More days give the gate more episodes to certify a
+    # policy that moves further from the logs, at the price of training on older days.
+    eval_days: int = 1
 
     def __post_init__(self) -> None:
+        if self.eval_days < 1:
+            raise ValueError(f"ope.eval_days must be >= 1, got {self.eval_days}")
         if self.behavior_propensity not in ("logged", "estimated"):
             raise ValueError(f"ope.behavior_propensity must be 'logged' or 'estimated', got {self.behavior_propensity!r}")
         if not 0 < self.propensity_floor < 1:
@@ -323,6 +332,12 @@ class HintrlConfig:
     def staging_dir(self) -> Path:
         """Where trained models wait for evaluation and promotion (local to the job's machine)."""
         return Path(self.home) / "staging"
+
+    def nightly_window(self, ds: str) -> "NightlyWindow":
+        """The training and held-out days of the nightly for `ds`."""
+        from hintrl.dates import NightlyWindow
+
+        return NightlyWindow(ds, self.train.train_days, self.ope.eval_days)
 
     def to_dict(self) -> dict[str, Any]:
         return json.loads(json.dumps(dataclasses.asdict(self), default=str))

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from hintrl.config import HintrlConfig
-from hintrl.dates import NightlyWindow, parse_ds
+from hintrl.dates import parse_ds
 from hintrl.errors import DataContractError, HintrlError
 from hintrl.lake import RAW_DAILY_TABLES, Lake, partition_complete
 from hintrl.orchestration import failures_path, summary_path
@@ -85,7 +85,7 @@ def run_nightly_dag(
     from offline_rl.registry import check_tracking_uri
 
     parse_ds(ds)
-    window = NightlyWindow(ds, cfg.train.train_days)
+    window = cfg.nightly_window(ds)
     check_tracking_uri(cfg.tracking_uri)
     check_raw_day(Lake(cfg.lake_uri), window.eval_day)
     airflow_home = Path(tempfile.mkdtemp(prefix="hintrl-airflow-"))

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from hintrl.config import HintrlConfig, OrchestrationConfig
-from hintrl.dates import NightlyWindow, day_range, parse_ds
+from hintrl.dates import day_range, parse_ds
 from hintrl.errors import HintrlError
 from hintrl.lake import Lake, raw_day_complete
 
@@ -82,7 +82,7 @@ def nightly_plan(params: dict[str, Any], logical_date: dt.datetime) -> dict[str,
     settings = run_settings(params)
     conf = _conf(params, settings)
     cfg = config_of(conf)
-    window = NightlyWindow(ds, cfg.train.train_days)
+    window = cfg.nightly_window(ds)
     spark_args = {f"{job}_args": spark_job_args(conf, window.eval_day, window.first_day)
                   for jobs in SPARK_JOBS.values() for job in jobs}
     return {"ds": ds, "eval_day": window.eval_day, "since": window.first_day, "algos": list(cfg.train.algos),
@@ -228,7 +228,7 @@ def format_summary(ds: str, reports: dict[str, Any]) -> str:
                    f"{t['train_days'][0]}..{t['train_days'][-1]}, {t['n_steps']} steps in {t['seconds']}s")
     ev = reports.get("evaluate", {})
     if ev:
-        out.append(f"  evaluate {ev['eval_day']}: {ev['eval_transitions']} transitions / {ev['eval_episodes']} held-out episodes")
+        out.append(f"  evaluate {ev.get('eval_label', ev['eval_day'])}: {ev['eval_transitions']} transitions / {ev['eval_episodes']} held-out episodes")
     timings = [f"{name} {reports[name]['stage_seconds']}s" for name in ("ingest", "features", "mdp", "evaluate", "promote")
                if "stage_seconds" in reports.get(name, {})]
     timings += [f"train {algo} {t['stage_seconds']}s" for algo, t in sorted(reports.get("train", {}).items()) if "stage_seconds" in t]

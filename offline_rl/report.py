@@ -31,7 +31,7 @@ def figures(report: dict[str, Any]) -> dict[str, Any]:
         ax.errorbar([i], [est["value"]], yerr=[[est["value"] - est["low"]], [est["high"] - est["value"]]], fmt="o", capsize=6)
     ax.set_xticks(range(len(policies)), policies)
     ax.set_ylabel(f"{estimator} estimate (95% interval)")
-    ax.set_title(f"Held-out day {report['eval_day']}: estimates against behaviour")
+    ax.set_title(f"Held-out {report.get('eval_label', report['eval_day'])}: estimates against behaviour")
     ax.legend(loc="best", fontsize=8)
     fig.tight_layout()
     out["ope_estimates.png"] = fig

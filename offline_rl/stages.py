@@ -13,7 +13,6 @@ from typing import Any, Callable
 from feature_store.registry import SPEC_FILE
 from hintrl import code_version
 from hintrl.config import HintrlConfig
-from hintrl.dates import NightlyWindow
 from hintrl.errors import HintrlError
 from hintrl.lake import Lake
 from offline_rl.dataset import load_transitions
@@ -48,7 +47,7 @@ def _actions_and_layout(cfg: HintrlConfig, spec=None) -> tuple[int, str]:  # typ
 def train_stage(cfg: HintrlConfig, ds: str, algo: str, progress: Progress = print) -> dict[str, Any]:
     from offline_rl.train import train_policy
 
-    window = NightlyWindow(ds, cfg.train.train_days)
+    window = cfg.nightly_window(ds)
     spec = _catalog_spec(cfg)
     n_actions, layout = _actions_and_layout(cfg, spec)
     data = load_transitions(Lake(cfg.lake_uri), window.train_days, n_actions, layout=layout)
@@ -95,9 +94,9 @@ def evaluate_stage(cfg: HintrlConfig, ds: str, progress: Progress = print) -> di
     from offline_rl.registry import Registry
     from offline_rl.train import load_policy
 
-    window = NightlyWindow(ds, cfg.train.train_days)
+    window = cfg.nightly_window(ds)
     n_actions, layout = _actions_and_layout(cfg)
-    data = load_transitions(Lake(cfg.lake_uri), [window.eval_day], n_actions, tuple(sorted(cfg.gate.guardrails)), layout)
+    data = load_transitions(Lake(cfg.lake_uri), window.eval_days, n_actions, tuple(sorted(cfg.gate.guardrails)), layout)
     data = with_behavior_propensities(data, cfg.ope)
     if cfg.ope.behavior_propensity == "estimated":
         progress(f"evaluate: behaviour propensities estimated by behaviour cloning on {len(data)} held-out steps")
@@ -128,6 +127,8 @@ def evaluate_stage(cfg: HintrlConfig, ds: str, progress: Progress = print) -> di
     report = {
         "ds": ds,
         "eval_day": window.eval_day,
+        "eval_days": window.eval_days,
+        "eval_label": window.eval_label,
         "train_days": window.train_days,
         "gate_estimator": estimator,
         "behavior_propensity": cfg.ope.behavior_propensity,
@@ -187,7 +188,7 @@ def review_markdown(report: dict[str, Any], ds: str, challenger: str, decision: 
     lines = [
         f"**Nightly {ds}** — challenger `{challenger}`: **{'PROMOTED to champion' if decision.promote else 'not promoted'}**",
         "",
-        f"Trained on {report['train_days'][0]}..{report['train_days'][-1]}, evaluated on {report['eval_day']} "
+        f"Trained on {report['train_days'][0]}..{report['train_days'][-1]}, evaluated on {report.get('eval_label', report['eval_day'])} "
         f"({report['eval_transitions']} transitions, {report['eval_episodes']} episodes), feature spec "
         f"`{report['feature_spec_version']}`, reward preset `{cfg.reward.preset}`.",
         "",
@@ -267,7 +268,8 @@ def promote_stage(cfg: HintrlConfig, ds: str, progress: Progress = print) -> dic
             metrics[f"train.{algo}.{key}"] = float(value)
         metrics[f"train.{algo}.seconds"] = float(meta["seconds"])
     params = {
-        "ds": ds, "eval_day": report["eval_day"], "train_days": ",".join(report["train_days"]),
+        "ds": ds, "eval_day": report["eval_day"], "eval_days": ",".join(report.get("eval_days", [report["eval_day"]])),
+        "train_days": ",".join(report["train_days"]),
         "reward_preset": cfg.reward.preset, "feature_spec_version": report["feature_spec_version"],
         "challenger_algo": challenger, "gate_estimator": estimator,
         **{f"train.{k}": v for k, v in cfg.to_dict()["train"].items()},

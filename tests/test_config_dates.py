@@ -28,6 +28,19 @@ def test_nightly_window_holds_out_the_newest_day():
     assert w.train_days == ["2026-11-01", "2026-11-02", "2026-11-03", "2026-11-04", "2026-11-05", "2026-11-06"]
     assert w.first_day == "2026-11-01"
     assert day_range("2026-10-31", "2026-11-01") == ["2026-10-31", "2026-11-01"]
+    assert w.eval_days == ["2026-11-07"] and w.eval_label == "2026-11-07"
+
+
+def test_nightly_window_with_several_held_out_days_trains_on_the_days_before_them():
+    w = HintrlConfig().replace(**{"ope.eval_days": 2, "train.train_days": 5}).nightly_window("2026-11-08")
+    assert w.eval_day == "2026-11-07" and w.eval_days == ["2026-11-06", "2026-11-07"]
+    assert w.eval_label == "2026-11-06..2026-11-07"
+    assert w.train_days == ["2026-11-01", "2026-11-02", "2026-11-03", "2026-11-04", "2026-11-05"]
+    assert w.all_days == day_range("2026-11-01", "2026-11-07")
+    with pytest.raises(HintrlError, match="eval_days"):
+        NightlyWindow("2026-11-08", 6, 0)
+    with pytest.raises(ValueError, match="eval_days"):
+        HintrlConfig().replace(**{"ope.eval_days": 0})
 
 
 def test_bad_settings_are_one_line_errors_naming_their_source(tmp_path):

@@ -251,6 +251,22 @@ def test_a_strict_gate_keeps_the_champion(two_nights):
     assert v3.tags["gate_decision"] == "reject" and "not promoted" in v3.description
 
 
+def test_evaluation_on_several_held_out_days_pools_their_episodes(two_nights, tmp_path):
+    """`ope.eval_days=2`: the nightly of 2026-11-05 evaluates on 11-03 and 11-04 together."""
+    import shutil
+
+    home, _, _ = two_nights
+    copy = tmp_path / "home"
+    shutil.copytree(home / "lake", copy / "lake")
+    shutil.copytree(home / "staging" / "ds=2026-11-05", copy / "staging" / "ds=2026-11-05")
+    hintrl(copy, "evaluate", "--ds", "2026-11-05", *as_flags({**FAST_SETTINGS, "ope.eval_days": 2}))
+    report = json.loads((copy / "staging" / "ds=2026-11-05" / "ope.json").read_text())
+    one_day = {ds: json.loads((home / "staging" / f"ds={ds}" / "ope.json").read_text()) for ds in ("2026-11-04", "2026-11-05")}
+    assert report["eval_days"] == ["2026-11-03", "2026-11-04"] and report["eval_label"] == "2026-11-03..2026-11-04"
+    assert report["eval_episodes"] == sum(r["eval_episodes"] for r in one_day.values())
+    assert report["eval_transitions"] == sum(r["eval_transitions"] for r in one_day.values())
+
+
 def test_registry_status_and_rollback_record_who_and_why(two_nights):
     home, _, _ = two_nights
     status = json.loads(hintrl(home, "registry", "status", "--json").splitlines()[-1])
