@@ -31,7 +31,7 @@ def main() -> None:
     import torch
 
     from feature_store.catalog import catalog_spec
-    from hintrl.config import HintrlConfig
+    from hintrl.config import HintrlConfig, setting_arg
     from hintrl.lake import Lake
     from offline_rl.baselines import fit_thompson, state_segments
     from offline_rl.dataset import load_transitions
@@ -47,20 +47,18 @@ def main() -> None:
     parser.add_argument("--variant", action="append", default=None, help="algo[:cql_alpha], repeatable")
     parser.add_argument("--temperatures", type=float, nargs="+", default=None)
     parser.add_argument("--seeds", type=int, nargs="+", default=[1])
-    parser.add_argument("--eval-days", type=int, default=None,
-                        help="held-out days for the gate's view (ope.eval_days; training uses the days before them)")
+    parser.add_argument("--set", action="append", type=setting_arg, metavar="SECTION.KEY=VALUE", default=[],
+                        help="a setting of hintrl/config.py, as for hintrl (e.g. ope.eval_days=2, train.train_days=5)")
     parser.add_argument("--anchors", type=float, nargs="+", default=None,
                         help="train.behavior_anchor weights to serve each variant at (default: the configured one)")
     args = parser.parse_args()
-    cfg = HintrlConfig(home=Path(args.home))
+    cfg = HintrlConfig(home=Path(args.home)).with_settings(dict(args.set), "--set")
     torch.set_num_threads(cfg.train.torch_threads)
     temperatures = args.temperatures or [cfg.train.temperature]
     anchors = args.anchors if args.anchors is not None else [cfg.train.behavior_anchor]
     if min(anchors) < 0:
         parser.error("--anchors must be >= 0")
     lake = Lake(cfg.lake_uri)
-    if args.eval_days is not None:
-        cfg = cfg.replace(**{"ope.eval_days": args.eval_days})
     window = cfg.nightly_window(args.ds)
     spec = catalog_spec(lake, cfg.features)
     train = load_transitions(lake, window.train_days, spec.n_actions, ("hint_click",), with_queries=True)
