@@ -194,12 +194,27 @@ def candidate_logits(imitator, x, candidates):  # type: ignore[no-untyped-def]
     return torch.einsum("bch,bh->bc", imitator._fc.weight[ids], h) + imitator._fc.bias[ids]
 
 
+def observation_logits(imitator, observations, state_dim: int, candidate_ids: bool):  # type: ignore[no-untyped-def]
+    """The imitator's raw scores of each observation's candidates, and which entries are
+    candidates: per candidate slot for `[state, candidate ids]` observations, per hint type for
+    `[state, dense mask]` ones. Raw, unlike a Categorical's `.logits` (normalised over the whole
+    catalog), so that a logit penalty pulls on the scores themselves."""
+    import torch
+
+    from offline_rl.masked_q import split_observation
+
+    state = observations[:, :state_dim]
+    if candidate_ids:
+        candidates = torch.round(observations[:, state_dim:]).long()
+        return candidate_logits(imitator, state, candidates), candidates >= 0
+    _, valid = split_observation(observations, state_dim)
+    return imitator._fc(imitator._encoder(state)), valid
+
+
 def _candidate_bc_impl():  # type: ignore[no-untyped-def]
     import torch
     from d3rlpy.algos.qlearning.torch.bc_impl import DiscreteBCImpl
     from d3rlpy.models.torch.imitators import DiscreteImitationLoss
-
-    from offline_rl.masked_q import split_observation
 
     class CandidateBCImpl(DiscreteBCImpl):
         """DiscreteBCImpl whose likelihood is the softmax over the step's candidates (what the
@@ -209,18 +224,11 @@ def _candidate_bc_impl():  # type: ignore[no-untyped-def]
         layout: str
 
         def compute_loss(self, obs_t, act_t) -> DiscreteImitationLoss:  # type: ignore[no-untyped-def]
-            state = obs_t[:, : self.state_dim]
-            if self.layout == "ids":
+            logits, valid = observation_logits(self._modules.imitator, obs_t, self.state_dim, self.layout == "ids")
+            if self.layout == "ids":  # the logged action's slot among the candidate ids
                 candidates = torch.round(obs_t[:, self.state_dim:]).long()
-                valid = candidates >= 0
-                logits = candidate_logits(self._modules.imitator, state, candidates)
                 slot = (candidates == act_t.long().view(-1, 1)).float().argmax(dim=1, keepdim=True)
-            else:  # a dense mask over a small catalog: every logit, the mask keeps the candidates'
-                _, valid = split_observation(obs_t, self.state_dim)
-                # The raw scores, as candidate_logits gives: a Categorical's .logits are normalised
-                # over the whole catalog, which would change what the logit penalty pulls on.
-                imitator = self._modules.imitator
-                logits = imitator._fc(imitator._encoder(state))
+            else:  # a dense mask: the column is the action itself
                 slot = act_t.long().view(-1, 1)
             log_probs = torch.log_softmax(logits.masked_fill(~valid, float("-inf")), dim=1)
             imitation = -log_probs.gather(1, slot).mean()

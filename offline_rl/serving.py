@@ -81,7 +81,7 @@ def torchscript_policy(policy, example_observations: np.ndarray):  # type: ignor
     its behaviour model too and adds `anchor_weight * log b(a | s)` to the logits."""
     import torch
 
-    from offline_rl.baselines import candidate_logits
+    from offline_rl.baselines import observation_logits
     from offline_rl.embedding_q import ensemble_candidate_q
 
     class ServedSoftmax(torch.nn.Module):
@@ -105,11 +105,7 @@ def torchscript_policy(policy, example_observations: np.ndarray):  # type: ignor
                 valid = candidates > 0.5
             logits = q / self.temperature
             if self.imitator is not None:
-                states = observations[:, : self.state_dim]
-                if self.candidate_ids:
-                    behavior = candidate_logits(self.imitator, states, torch.round(candidates).long())
-                else:
-                    behavior = self.imitator._fc(self.imitator._encoder(states))
+                behavior, _ = observation_logits(self.imitator, observations, self.state_dim, self.candidate_ids)
                 behavior = torch.log_softmax(torch.where(valid, behavior, torch.full_like(behavior, float("-inf"))), dim=1)
                 logits = logits + self.anchor_weight * torch.where(valid, behavior, torch.zeros_like(behavior))
             logits = torch.where(valid, logits, torch.full_like(q, float("-inf")))
