@@ -65,13 +65,15 @@ def main() -> None:
                              "history builds up from there, in the logs and in the truth alike)")
     parser.add_argument("--bootstrap", type=int, default=1000)
     parser.add_argument("--fqe-steps", type=int, default=1000)
-    parser.add_argument("--fqe-refits", type=int, default=10,
-                        help="FQE refits on bootstrap resamples for the DM / DR / WDR intervals (ope.fqe_refits; 0: fit held fixed)")
+    parser.add_argument("--fqe-refits", type=int, default=None,
+                        help="FQE refits on bootstrap resamples for the DM / DR / WDR intervals (default: ope.fqe_refits, "
+                             "the nightly's; 0: fit held fixed)")
     parser.add_argument("--truth-replicas", type=int, default=4, help="independent redraws of each eval day for the truth")
     args = parser.parse_args()
     torch.set_num_threads(2)
     cfg = HintrlConfig(home=Path(args.home))
-    ope = dataclasses.replace(cfg.ope, n_bootstrap=args.bootstrap, fqe_steps=args.fqe_steps, fqe_refits=args.fqe_refits)
+    refits = cfg.ope.fqe_refits if args.fqe_refits is None else args.fqe_refits
+    ope = dataclasses.replace(cfg.ope, n_bootstrap=args.bootstrap, fqe_steps=args.fqe_steps, fqe_refits=refits)
     built = build_policies(cfg, args.ds)
     policies, spec = built["policies"], built["spec"]
     rows = []  # (day, policy, estimator, value, low, high, truth)

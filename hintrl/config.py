@@ -208,11 +208,11 @@ class OPEConfig:
     fqe_target_update_interval: int = 100
     fqe_hidden_units: tuple[int, ...] = (64, 64)
     fqe_embedding_dim: int = 32  # for catalogs evaluated with the action-embedding network
-    # Intervals of DM, DR and WDR: 0 resamples the episodes with the fitted Q held fixed (cheap, but
-    # blind to the fit's own error, so they cover the truth less often than stated); n > 0 refits
-    # FQE on n bootstrap resamples of the episodes and takes each estimator's standard error from
-    # the spread of its n values (n more FQE fits per policy).
-    fqe_refits: int = 0
+    # Intervals of DM, DR and WDR: n > 0 refits FQE on n bootstrap resamples of the episodes and
+    # takes each estimator's standard error from the spread of its n values (n more FQE fits per
+    # policy); 0 resamples the episodes with the fitted Q held fixed (cheap, but blind to the fit's
+    # own error: such a DM interval covered 44% of the truths, README, OPE accuracy).
+    fqe_refits: int = 5
     # The behaviour probability of each logged action: "logged" (the propensity the logs carry) or
     # "estimated" (behaviour cloning fit on the evaluated day: for logs without propensities, or to
     # cross-check them). Estimates are floored at `propensity_floor` so that no weight explodes.

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from statistics import NormalDist
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -101,9 +100,9 @@ def refit_intervals(policy: Policy, data: Transitions, target: np.ndarray, estim
                     cfg: OPEConfig) -> dict[str, tuple[float, float]]:
     """Intervals of the FQE-based estimators that carry the fit's own error: FQE is refitted on
     `cfg.fqe_refits` bootstrap resamples of the episodes (each with its own seed), every estimator
-    is computed on its resample, and the interval is the full-data estimate +- z * the standard
-    deviation of those values (Efron's bootstrap standard error; a handful of refits estimate a
-    spread well, not the tails a percentile interval would need)."""
+    is computed on its resample, and the interval is the full-data estimate +- t * the standard
+    deviation of those values (Efron's bootstrap standard error, `refit_interval`; a handful of
+    refits estimate a spread well, not the tails a percentile interval would need)."""
     from offline_rl.fqe import fit_fqe
 
     estimators = [ESTIMATORS[name](cfg.gamma) for name in DR_ESTIMATORS]
@@ -117,9 +116,20 @@ def refit_intervals(policy: Policy, data: Transitions, target: np.ndarray, estim
         ep = _episodes(sample, target[data.episode_rows(resample)[0]], fitted=fitted)
         for e in estimators:
             values[e.name].append(e.estimate_policy_value(ep))
-    z = NormalDist().inv_cdf(0.5 + cfg.confidence / 2.0)
-    return {name: (estimates[name].value - z * float(np.std(v, ddof=1)), estimates[name].value + z * float(np.std(v, ddof=1)))
-            for name, v in values.items()}
+    return {name: refit_interval(estimates[name].value, v, cfg.confidence) for name, v in values.items()}
+
+
+def refit_interval(value: float, refit_values: list[float] | np.ndarray, confidence: float) -> tuple[float, float]:
+    """value +- t * the standard deviation of the refits' values, t Student's quantile with
+    (refits - 1) degrees of freedom: with a handful of refits the spread is itself uncertain, and a
+    normal quantile would state more confidence than 5 fits can give."""
+    from scipy.stats import t as student_t
+
+    samples = np.asarray(refit_values, dtype=np.float64)
+    if len(samples) < 2:
+        raise ValueError("an interval from refits needs at least two of them")
+    half = float(student_t.ppf(0.5 + confidence / 2.0, df=len(samples) - 1)) * float(np.std(samples, ddof=1))
+    return value - half, value + half
 
 
 def _episodes(data: Transitions, target_probs: np.ndarray, rewards: np.ndarray | None = None,
@@ -155,8 +165,8 @@ def evaluate_policy(name: str, policy: Policy, data: Transitions, cfg: OPEConfig
     names = REPORTED_ESTIMATORS + (DR_ESTIMATORS if fitted is not None else ())
     estimates = estimate_all(ep, names, cfg.gamma, cfg.n_bootstrap, cfg.confidence, cfg.seed)
     if fitted is not None and cfg.fqe_refits:
-        for name, (low, high) in refit_intervals(policy, data, target, estimates, cfg).items():
-            estimates[name] = dataclasses.replace(estimates[name], low=low, high=high)
+        for estimator, (low, high) in refit_intervals(policy, data, target, estimates, cfg).items():
+            estimates[estimator] = dataclasses.replace(estimates[estimator], low=low, high=high)
     guardrails = {
         c: ESTIMATORS[guardrail_estimator](cfg.gamma).estimate(_episodes(data, target, r), cfg.n_bootstrap, cfg.confidence, cfg.seed)
         for c, r in data.components.items()

@@ -189,9 +189,11 @@ def test_refit_intervals_carry_the_fits_own_error():
     data, _ = _two_step_episodes(300, seed=1)
     policy = _untrained_masked_dqn(2, 3, 5.0, "near-uniform")
     cfg = OPEConfig(gamma=1.0, n_bootstrap=200, fqe_steps=300, fqe_learning_rate=3e-3, fqe_batch_size=64,
-                    fqe_target_update_interval=50, fqe_hidden_units=(16,))
+                    fqe_target_update_interval=50, fqe_hidden_units=(16,), fqe_refits=0)
     fixed = evaluate_policy("p", policy, data, cfg).estimates
-    refit = evaluate_policy("p", policy, data, dataclasses.replace(cfg, fqe_refits=4)).estimates
+    refitted = evaluate_policy("p", policy, data, dataclasses.replace(cfg, fqe_refits=4))
+    assert refitted.policy == "p"  # the evaluation keeps the policy's name, not an estimator's
+    refit = refitted.estimates
     for name in ("dm", "dr", "wdr"):
         assert refit[name].value == pytest.approx(fixed[name].value)  # the point estimate is the full-data fit's
         assert refit[name].low < refit[name].value < refit[name].high
@@ -201,6 +203,20 @@ def test_refit_intervals_carry_the_fits_own_error():
     assert refit["wpdis"] == fixed["wpdis"]  # the importance-sampling estimators are untouched
     with pytest.raises(ValueError, match="fqe_refits"):
         OPEConfig(fqe_refits=1)
+
+
+def test_refit_interval_is_student_t_on_the_refits_spread():
+    from offline_rl.evaluate import refit_interval
+
+    # Refits 1, 2, 3, 4: sample standard deviation sqrt(5/3); t(0.975, 3 df) = 3.182446.
+    low, high = refit_interval(10.0, [1.0, 2.0, 3.0, 4.0], 0.95)
+    half = 3.182446 * (5.0 / 3.0) ** 0.5
+    assert low == pytest.approx(10.0 - half, abs=1e-5) and high == pytest.approx(10.0 + half, abs=1e-5)
+    # Five refits at 90%: t(0.95, 4 df) = 2.131847, wider than the normal 1.645 a few fits cannot support.
+    low, high = refit_interval(0.0, [0.0, 0.0, 0.0, 0.0, 1.0], 0.90)
+    assert high == pytest.approx(2.131847 * 0.2 ** 0.5, abs=1e-5) and low == pytest.approx(-high)
+    with pytest.raises(ValueError, match="two"):
+        refit_interval(0.0, [1.0], 0.95)
 
 
 def _untrained_masked_dqn(state_dim, n_actions, temperature, name):
