@@ -53,8 +53,8 @@ def main() -> None:
         coef, *_ = np.linalg.lstsq(design, world.family_pref, rcond=None)
         seen = dataclasses.replace(world, family_pref=design @ coef, type_noise=np.zeros_like(world.type_noise))
         if not demographics:
-            seen.age = np.full_like(world.age, 33)  # age_z = 0
-            seen.purchase_power = np.full_like(world.purchase_power, 3)  # power_z = 0
+            seen.type_age_w = np.zeros_like(world.type_age_w)
+            seen.type_power_w = np.zeros_like(world.type_power_w)
         if not context:
             seen.query_affinity = np.zeros_like(world.query_affinity)
             seen.recency_boost = 0.0
