@@ -29,10 +29,10 @@ def main() -> None:
     fs, path = filesystem(Lake(HintrlConfig(home=Path(args.home)).lake_uri).transitions_table())
     try:
         dataset = pads.dataset(path, filesystem=fs, format="parquet", partitioning="hive", exclude_invalid_files=True)
+        table = dataset.to_table(columns=["ds", "episode_id", "user_id", "reward"]).to_pandas()
     except FileNotFoundError:
-        parser.error(f"no transitions under {args.home}: run `bash scripts/dev.sh main` first")
-    table = dataset.to_table(columns=["ds", "episode_id", "user_id", "reward"]).to_pandas()
-    if table.empty:
+        table = None
+    if table is None or table.empty:
         parser.error(f"no transitions under {args.home}: run `bash scripts/dev.sh main` first")
     rng = np.random.default_rng(args.seed)
     print("| ds | episodes | users | design effect | interval width ratio |\n|---|---|---|---|---|")
