@@ -5,7 +5,9 @@ policy, and measures from the page views it produced: the mean episode return un
 preset and the hint CTR, each with a 95% normal interval over episodes. `logged_value` measures
 the same quantities on logged page views (e.g. the baseline bucket), so the two are comparable.
 `Deployment` answers the counterfactual an off-policy estimate on one day's logs stands for: the
-policy deployed on that day, the users' history being exactly the one the logs left.
+policy deployed on that day, the users' history being exactly the one the logs left; its
+`logged_redraw` draws that day's logs anew, with each target policy's probability of every logged
+hint, so that the estimators' own sampling distribution can be measured against the truth.
 Episodes are (session, query); returns are undiscounted sums over pages.
 """
 
@@ -22,7 +24,7 @@ from feature_store.registry import FeatureSpec
 from hintrl.config import RewardConfig, SimulatorConfig
 from hintrl.dates import shift
 from hintrl.rewards import PRESETS, reward
-from simulator.logging_policy import SimPolicy
+from simulator.logging_policy import SimPolicy, StepBatch
 from simulator.logs import BUCKETS, Simulator
 from simulator.world import World
 
@@ -146,6 +148,19 @@ def rollout(
     return measure(pd.concat(frames, ignore_index=True), policy.name, reward_cfg)
 
 
+class _AskingTargets:
+    """A logging bucket's policy that, on every page view it decides, also asks the target policies
+    for their probabilities (kept with the page views' users and times), deciding exactly as before."""
+
+    def __init__(self, inner: SimPolicy, targets: dict[str, SimPolicy], asked: list):  # type: ignore[type-arg]
+        self.inner, self.targets, self.asked, self.name = inner, targets, asked, inner.name
+
+    def probabilities(self, batch: StepBatch) -> np.ndarray:
+        self.asked.append((batch.users, batch.hours, batch.candidates,
+                           {name: target.probabilities(batch) for name, target in self.targets.items()}))
+        return self.inner.probabilities(batch)
+
+
 # Day indexes of the independent redraws of a deployed day (the logs use 0, 1, ... from their run's start).
 REDRAW_DAY_INDEX = 10_000
 
@@ -188,3 +203,30 @@ class Deployment:
                 twin.user_bucket[:] = BUCKETS.index("policy")
             frames.append(twin.simulate_day(self.ds, first_draw + r).frame())
         return measure(pd.concat(frames, ignore_index=True), name, reward_cfg)
+
+    def logged_redraw(self, targets: dict[str, SimPolicy], draw: int = REDRAW_DAY_INDEX) -> pd.DataFrame:
+        """The deployed day drawn once more under the logging buckets (day index `draw`): what
+        another day of logs could have held. Its page views (`frame()` columns, with `user` and the
+        logged `propensity`) carry `target_<name>`, each target policy's probability of the logged
+        hint in that page view's state: everything an off-policy estimate on these logs needs."""
+        twin = copy.deepcopy(self._sim, memo={id(self._sim.world): self._sim.world})
+        asked: list = []  # type: ignore[type-arg]
+        for bucket, policy in list(twin.policies.items()):
+            twin.policies[bucket] = _AskingTargets(policy, targets, asked)
+        day = twin.simulate_day(self.ds, draw)
+        frame = day.frame()
+        frame["user"] = day.pv["user"]
+        frame["propensity"] = day.pv["propensity"]
+        if not asked:
+            return frame
+        # A user is on one page at a time, so (user, time) names a page view; hours as _step computes them.
+        asked_at = pd.MultiIndex.from_arrays([np.concatenate([a[0] for a in asked]), np.concatenate([a[1] for a in asked])])
+        row = asked_at.get_indexer(pd.MultiIndex.from_arrays([day.pv["user"], day.pv["seconds"] / 3600.0]))
+        if (row < 0).any():
+            raise RuntimeError("a logged page view was decided without asking the target policies")
+        candidates = np.concatenate([a[2] for a in asked])[row]
+        position = (candidates == day.pv["hint"][:, None]).argmax(axis=1)
+        for name in targets:
+            probs = np.concatenate([a[3][name] for a in asked])
+            frame[f"target_{name}"] = probs[row, position]
+        return frame

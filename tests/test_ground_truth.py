@@ -127,3 +127,23 @@ def test_a_deployment_serves_everyone_and_pools_its_redraws():
     assert deployment.value("oracle").hint_ctr.low > three.hint_ctr.high
     with pytest.raises(ValueError, match="unknown built-in policy"):
         deployment.value("greedy")
+
+
+def test_a_logged_redraw_asks_every_target_about_the_logged_hint_without_changing_the_day():
+    from simulator.ground_truth import Deployment
+    from simulator.logging_policy import UniformPolicy
+
+    deployment = Deployment(WORLD, DAYS[0], len(DAYS))
+    baseline = deployment._sim.baseline
+    frame = deployment.logged_redraw({"uniform": UniformPolicy(), "baseline": baseline})
+    # Asking the targets draws nothing: the day is the plain redraw with the same index.
+    assert measure(frame, "behavior") == deployment.value("behavior")
+    for bucket, target in (("explore", "target_uniform"), ("baseline", "target_baseline")):
+        rows = frame[frame["bucket"] == bucket]
+        assert len(rows) > 50
+        np.testing.assert_allclose(rows[target], rows["propensity"])
+    # Where the baseline showed its top hint, uniform gives it 1 / (open candidates): less than the
+    # baseline's propensity unless a single candidate was left open.
+    top = frame[(frame["bucket"] == "baseline") & (frame["propensity"] > 0.5)]
+    assert (top["target_uniform"] > 0).all() and (top["target_uniform"] <= top["propensity"]).all()
+    assert (top["target_uniform"] < top["propensity"]).mean() > 0.9

@@ -1,0 +1,138 @@
+"""Interval coverage of the importance-sampling estimators over many independent redraws of one day.
+
+`ope_accuracy.py` checks each estimate against the truth on held-out days of the lake, but every
+estimate of a day reads the same logged draws, so its coverage over a dozen days is a dozen
+correlated trials. Here the simulator draws the held-out day again and again under the logging
+buckets (`Deployment.logged_redraw`: the users' history is the logs', the day's draws are new), and
+each redraw is estimated with the nightly's estimators and bootstrap (`offline_rl.ope.estimate_all`)
+for every policy of `policy_set.py`. Against each policy's truth on that day (the policy serving
+everyone, `--truth-replicas` redraws), it reports per estimator and policy:
+
+- coverage of the two-sided interval, and on which side it misses: `low miss` (the whole
+  interval under the truth: the policy undersold) and `high miss` (the lower bound above the
+  truth: what the gate, which promotes on the lower bound, must not do more often than
+  (1 - confidence) / 2);
+- the mean error of the estimate (relative to the truth) and the spread of the estimates across
+  redraws beside the bootstrap's standard error ((high - low) / 3.92, averaged): a ratio above 1
+  means the bootstrap sees less of the variance than there is.
+
+`--recency-boost 0` switches off the world's one channel by which a user's clicks on one episode
+raise the click rate of the next ones (in the logs and the truth alike). Importance weights are
+per episode, so that carry-over is the one part of a deployment no estimate on logged episodes sees.
+
+    .venv/bin/python benchmarks/ope_coverage.py --home .hintrl --ds 2026-11-08 --day 2026-11-13 --redraws 200
+
+(the lake of `ope_accuracy.py`'s set-up: the nightly of 2026-11-08 and a simulation run from
+2026-11-01 carried past the held-out day; only the nightly's policies and the simulator are read).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+
+def main() -> None:
+    import dataclasses
+
+    import pandas as pd
+    import torch
+    from policy_set import build_policies
+
+    from hintrl.config import HintrlConfig
+    from hintrl.dates import parse_ds
+    from hintrl.rewards import reward
+    from offline_rl.ope import IS_ESTIMATORS, Episodes, estimate_all
+    from simulator.ground_truth import REDRAW_DAY_INDEX, Deployment, step_components
+    from simulator.logging_policy import ServedPolicy
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--home", default=os.environ.get("HINTRL_HOME", ".hintrl"))
+    parser.add_argument("--ds", default="2026-11-08", help="the nightly whose trained policies to evaluate")
+    parser.add_argument("--day", default="2026-11-13", help="the day to redraw")
+    parser.add_argument("--run", default="2026-11-01", help="first day of the simulation run that wrote the day")
+    parser.add_argument("--redraws", type=int, default=100)
+    parser.add_argument("--truth-replicas", type=int, default=40)
+    parser.add_argument("--bootstrap", type=int, default=1000)
+    parser.add_argument("--policies", nargs="+", default=None, help="names from policy_set.py (default: all)")
+    parser.add_argument("--recency-boost", type=float, default=None, help="override the world's recency boost")
+    args = parser.parse_args()
+    if args.redraws < 2:
+        parser.error("--redraws must be at least 2 (a spread needs two)")
+    torch.set_num_threads(2)
+    cfg = HintrlConfig(home=Path(args.home))
+    built = build_policies(cfg, args.ds)
+    chosen = args.policies or list(built["policies"])
+    unknown = sorted(set(chosen) - set(built["policies"]))
+    if unknown:
+        parser.error(f"unknown policies {unknown}: choose from {sorted(built['policies'])}")
+    targets = {name: ServedPolicy(built["policies"][name], name) for name in chosen}
+    n_days = (parse_ds(args.day) - parse_ds(args.run)).days + 1
+    if n_days < 1:
+        parser.error("--day must not be before --run")
+    deployment = Deployment(cfg.simulator, args.run, n_days, spec=built["spec"])
+    if args.recency_boost is not None:
+        deployment._sim.world.recency_boost = args.recency_boost  # the world the redraws and the truth share
+    started = time.time()
+    # Truth draws start well after the redraws' day indexes, so that the two never share a draw.
+    truth_draw = REDRAW_DAY_INDEX + args.redraws + 1
+    truth = {"behavior": deployment.value("behavior", cfg.reward, args.truth_replicas, truth_draw).returns[cfg.reward.preset]}
+    for name, target in targets.items():
+        truth[name] = deployment.value(target, cfg.reward, args.truth_replicas, truth_draw).returns[cfg.reward.preset]
+    print(f"truths over {args.truth_replicas} redraws of {args.day} ({time.time() - started:.0f} s): "
+          + ", ".join(f"{k} {v.value:.4f} ± {(v.high - v.low) / 2:.4f}" for k, v in truth.items()), flush=True)
+
+    rows = []  # (redraw, policy, estimator, value, low, high, ess)
+    for r in range(args.redraws):
+        steps, components = step_components(deployment.logged_redraw(targets, REDRAW_DAY_INDEX + r))
+        rewards = reward(components, cfg.reward)
+        logged = (steps["episode"].to_numpy(), steps["page"].to_numpy(), rewards, steps["propensity"].to_numpy())
+        behavior = estimate_all(Episodes.from_steps(*logged, steps["propensity"].to_numpy()), ("behavior",),
+                                cfg.ope.gamma, args.bootstrap, cfg.ope.confidence, seed=r)["behavior"]
+        rows.append((r, "behavior", "behavior", behavior.value, behavior.low, behavior.high, behavior.effective_sample_size))
+        for name in targets:
+            ep = Episodes.from_steps(*logged, steps[f"target_{name}"].to_numpy())
+            for estimator, est in estimate_all(ep, IS_ESTIMATORS[1:], cfg.ope.gamma, args.bootstrap,
+                                               cfg.ope.confidence, seed=r).items():
+                rows.append((r, name, estimator, est.value, est.low, est.high, est.effective_sample_size))
+        if (r + 1) % 10 == 0 or r + 1 == args.redraws:
+            print(f"redraw {r + 1}/{args.redraws} ({time.time() - started:.0f} s)", flush=True)
+
+    df = pd.DataFrame(rows, columns=["redraw", "policy", "estimator", "value", "low", "high", "ess"])
+    df["truth"] = df["policy"].map({k: v.value for k, v in truth.items()})
+    df["covered"] = (df["low"] <= df["truth"]) & (df["truth"] <= df["high"])
+    df["low_miss"] = df["high"] < df["truth"]
+    df["high_miss"] = df["low"] > df["truth"]
+    df["error"] = (df["value"] - df["truth"]) / df["truth"].abs()
+    df["boot_se"] = (df["high"] - df["low"]) / 3.92
+    grouped = df.groupby(["estimator", "policy"], sort=False)
+    table = grouped.agg(coverage=("covered", "mean"), low_miss=("low_miss", "mean"), high_miss=("high_miss", "mean"),
+                        mean_error=("error", "mean"), spread=("value", "std"), boot_se=("boot_se", "mean"),
+                        ess=("ess", "mean")).reset_index()
+    table["spread_over_se"] = table["spread"] / table["boot_se"]
+    confidence = cfg.ope.confidence
+    print(f"\n{args.redraws} redraws of {args.day}, {confidence:.0%} bootstrap intervals ({args.bootstrap} replicates)"
+          + ("" if args.recency_boost is None else f", recency boost {args.recency_boost:g}") + ":")
+    print("| estimator | policy | mean ESS | coverage | low miss | high miss | mean error | spread / bootstrap SE |\n"
+          "|---|---|---|---|---|---|---|---|")
+    for t in table.itertuples():
+        print(f"| {t.estimator} | {t.policy} | {t.ess:.0f} | {t.coverage:.1%} | {t.low_miss:.1%} | {t.high_miss:.1%} "
+              f"| {t.mean_error:+.1%} | {t.spread_over_se:.2f} |")
+    pooled = df[df["policy"] != "behavior"].groupby("estimator", sort=False).agg(
+        coverage=("covered", "mean"), low_miss=("low_miss", "mean"), high_miss=("high_miss", "mean"))
+    print(f"\nPooled over the {len(targets)} policies (a one-sided miss should be at most {(1 - confidence) / 2:.1%}):")
+    print("| estimator | coverage | low miss | high miss |\n|---|---|---|---|")
+    for estimator, p in pooled.iterrows():
+        print(f"| {estimator} | {p.coverage:.1%} | {p.low_miss:.1%} | {p.high_miss:.1%} |")
+    print(json.dumps({"truth": {k: dataclasses.asdict(v) for k, v in truth.items()},
+                      "table": table.round(5).to_dict(orient="records")}))
+
+
+if __name__ == "__main__":
+    main()
