@@ -12,6 +12,9 @@ everyone, `--truth-replicas` redraws), it reports per estimator and policy:
   interval under the truth: the policy undersold) and `high miss` (the lower bound above the
   truth: what the gate, which promotes on the lower bound, must not do more often than
   (1 - confidence) / 2);
+- for the estimators with an empirical-Bernstein lower bound (is, pdis: the gate's `bound =
+  "bernstein"`), how often that bound lies above the truth (at most 1 - confidence, by its
+  guarantee for independent episodes);
 - the mean error of the estimate (relative to the truth) and the spread of the estimates across
   redraws beside the bootstrap's standard error ((high - low) / 3.92, averaged): a ratio above 1
   means the bootstrap sees less of the variance than there is.
@@ -88,48 +91,59 @@ def main() -> None:
     print(f"truths over {args.truth_replicas} redraws of {args.day} ({time.time() - started:.0f} s): "
           + ", ".join(f"{k} {v.value:.4f} ± {(v.high - v.low) / 2:.4f}" for k, v in truth.items()), flush=True)
 
-    rows = []  # (redraw, policy, estimator, value, low, high, ess)
+    rows = []  # (redraw, policy, estimator, value, low, high, bernstein_low, ess)
     for r in range(args.redraws):
         steps, components = step_components(deployment.logged_redraw(targets, REDRAW_DAY_INDEX + r))
         rewards = reward(components, cfg.reward)
         logged = (steps["episode"].to_numpy(), steps["page"].to_numpy(), rewards, steps["propensity"].to_numpy())
         behavior = estimate_all(Episodes.from_steps(*logged, steps["propensity"].to_numpy()), ("behavior",),
                                 cfg.ope.gamma, args.bootstrap, cfg.ope.confidence, seed=r)["behavior"]
-        rows.append((r, "behavior", "behavior", behavior.value, behavior.low, behavior.high, behavior.effective_sample_size))
+        rows.append((r, "behavior", "behavior", behavior.value, behavior.low, behavior.high, behavior.bernstein_low,
+                     behavior.effective_sample_size))
         for name in targets:
             ep = Episodes.from_steps(*logged, steps[f"target_{name}"].to_numpy())
             for estimator, est in estimate_all(ep, IS_ESTIMATORS[1:], cfg.ope.gamma, args.bootstrap,
                                                cfg.ope.confidence, seed=r).items():
-                rows.append((r, name, estimator, est.value, est.low, est.high, est.effective_sample_size))
+                rows.append((r, name, estimator, est.value, est.low, est.high, est.bernstein_low,
+                             est.effective_sample_size))
         if (r + 1) % 10 == 0 or r + 1 == args.redraws:
             print(f"redraw {r + 1}/{args.redraws} ({time.time() - started:.0f} s)", flush=True)
 
-    df = pd.DataFrame(rows, columns=["redraw", "policy", "estimator", "value", "low", "high", "ess"])
+    df = pd.DataFrame(rows, columns=["redraw", "policy", "estimator", "value", "low", "high", "bernstein_low", "ess"])
     df["truth"] = df["policy"].map({k: v.value for k, v in truth.items()})
     df["covered"] = (df["low"] <= df["truth"]) & (df["truth"] <= df["high"])
     df["low_miss"] = df["high"] < df["truth"]
     df["high_miss"] = df["low"] > df["truth"]
+    # NaN where the estimator has no Bernstein bound (the self-normalised ones), so the mean skips it.
+    df["bernstein_high_miss"] = (df["bernstein_low"] > df["truth"]).where(df["bernstein_low"].notna())
     df["error"] = (df["value"] - df["truth"]) / df["truth"].abs()
     df["boot_se"] = (df["high"] - df["low"]) / 3.92
     grouped = df.groupby(["estimator", "policy"], sort=False)
     table = grouped.agg(coverage=("covered", "mean"), low_miss=("low_miss", "mean"), high_miss=("high_miss", "mean"),
-                        mean_error=("error", "mean"), spread=("value", "std"), boot_se=("boot_se", "mean"),
+                        bernstein_high_miss=("bernstein_high_miss", "mean"), mean_error=("error", "mean"), spread=("value", "std"), boot_se=("boot_se", "mean"),
                         ess=("ess", "mean")).reset_index()
     table["spread_over_se"] = table["spread"] / table["boot_se"]
     confidence = cfg.ope.confidence
     print(f"\n{args.redraws} redraws of {args.day}, {confidence:.0%} bootstrap intervals ({args.bootstrap} replicates)"
           + ("" if args.recency_boost is None else f", recency boost {args.recency_boost:g}") + ":")
-    print("| estimator | policy | mean ESS | coverage | low miss | high miss | mean error | spread / bootstrap SE |\n"
-          "|---|---|---|---|---|---|---|---|")
+    print("| estimator | policy | mean ESS | coverage | low miss | high miss | Bernstein high miss | mean error "
+          "| spread / bootstrap SE |\n|---|---|---|---|---|---|---|---|---|")
     for t in table.itertuples():
+        bernstein = "–" if pd.isna(t.bernstein_high_miss) else f"{t.bernstein_high_miss:.1%}"
         print(f"| {t.estimator} | {t.policy} | {t.ess:.0f} | {t.coverage:.1%} | {t.low_miss:.1%} | {t.high_miss:.1%} "
-              f"| {t.mean_error:+.1%} | {t.spread_over_se:.2f} |")
-    pooled = df[df["policy"] != "behavior"].groupby("estimator", sort=False).agg(
-        coverage=("covered", "mean"), low_miss=("low_miss", "mean"), high_miss=("high_miss", "mean"))
-    print(f"\nPooled over the {len(targets)} policies (a one-sided miss should be at most {(1 - confidence) / 2:.1%}):")
-    print("| estimator | coverage | low miss | high miss |\n|---|---|---|---|")
-    for estimator, p in pooled.iterrows():
-        print(f"| {estimator} | {p.coverage:.1%} | {p.low_miss:.1%} | {p.high_miss:.1%} |")
+              f"| {bernstein} | {t.mean_error:+.1%} | {t.spread_over_se:.2f} |")
+    targets_only = df[df["policy"] != "behavior"]
+    min_ess = cfg.gate.min_effective_sample_size
+    print(f"\nPooled over the {len(targets)} policies (a one-sided miss should be at most {(1 - confidence) / 2:.1%});"
+          f" 'gate acts' keeps the estimates whose ESS reaches the gate's minimum ({min_ess:g}):")
+    print("| estimator | estimates | coverage | low miss | high miss | Bernstein high miss |\n|---|---|---|---|---|---|")
+    for subset, label in ((targets_only, "all"), (targets_only[targets_only["ess"] >= min_ess], "gate acts")):
+        pooled = subset.groupby("estimator", sort=False).agg(
+            n=("covered", "size"), coverage=("covered", "mean"), low_miss=("low_miss", "mean"),
+            high_miss=("high_miss", "mean"), bernstein_high_miss=("bernstein_high_miss", "mean"))
+        for estimator, p in pooled.iterrows():
+            bernstein = "–" if pd.isna(p.bernstein_high_miss) else f"{p.bernstein_high_miss:.1%}"
+            print(f"| {estimator} | {label}: {p.n} | {p.coverage:.1%} | {p.low_miss:.1%} | {p.high_miss:.1%} | {bernstein} |")
     print(json.dumps({"truth": {k: dataclasses.asdict(v) for k, v in truth.items()},
                       "table": table.round(5).to_dict(orient="records")}))
 
