@@ -224,11 +224,13 @@ def _candidate_bc_impl():  # type: ignore[no-untyped-def]
         layout: str
 
         def compute_loss(self, obs_t, act_t) -> DiscreteImitationLoss:  # type: ignore[no-untyped-def]
-            logits, valid = observation_logits(self._modules.imitator, obs_t, self.state_dim, self.layout == "ids")
             if self.layout == "ids":  # the logged action's slot among the candidate ids
                 candidates = torch.round(obs_t[:, self.state_dim:]).long()
+                logits = candidate_logits(self._modules.imitator, obs_t[:, :self.state_dim], candidates)
+                valid = candidates >= 0
                 slot = (candidates == act_t.long().view(-1, 1)).float().argmax(dim=1, keepdim=True)
             else:  # a dense mask: the column is the action itself
+                logits, valid = observation_logits(self._modules.imitator, obs_t, self.state_dim, False)
                 slot = act_t.long().view(-1, 1)
             log_probs = torch.log_softmax(logits.masked_fill(~valid, float("-inf")), dim=1)
             imitation = -log_probs.gather(1, slot).mean()
