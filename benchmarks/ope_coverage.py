@@ -81,7 +81,9 @@ def main() -> None:
         parser.error("--day must not be before --run")
     deployment = Deployment(cfg.simulator, args.run, n_days, spec=built["spec"])
     if args.recency_boost is not None:
-        deployment._sim.world.recency_boost = args.recency_boost  # the world the redraws and the truth share
+        # After the replay of the days before, so the users' histories stay the logs'; the redraws and
+        # the truth share this world.
+        deployment._sim.world.recency_boost = args.recency_boost
     started = time.time()
     # Truth draws start well after the redraws' day indexes, so that the two never share a draw.
     truth_draw = REDRAW_DAY_INDEX + args.redraws + 1
@@ -118,10 +120,15 @@ def main() -> None:
     df["bernstein_high_miss"] = (df["bernstein_low"] > df["truth"]).where(df["bernstein_low"].notna())
     df["error"] = (df["value"] - df["truth"]) / df["truth"].abs()
     df["boot_se"] = (df["high"] - df["low"]) / 3.92
-    grouped = df.groupby(["estimator", "policy"], sort=False)
-    table = grouped.agg(coverage=("covered", "mean"), low_miss=("low_miss", "mean"), high_miss=("high_miss", "mean"),
-                        bernstein_high_miss=("bernstein_high_miss", "mean"), mean_error=("error", "mean"), spread=("value", "std"), boot_se=("boot_se", "mean"),
-                        ess=("ess", "mean")).reset_index()
+    misses = {"coverage": ("covered", "mean"), "low_miss": ("low_miss", "mean"), "high_miss": ("high_miss", "mean"),
+              "bernstein_high_miss": ("bernstein_high_miss", "mean")}
+
+    def bernstein_cell(rate: float) -> str:
+        return "–" if pd.isna(rate) else f"{rate:.1%}"
+
+    table = df.groupby(["estimator", "policy"], sort=False).agg(
+        **misses, mean_error=("error", "mean"), spread=("value", "std"), boot_se=("boot_se", "mean"),
+        ess=("ess", "mean")).reset_index()
     table["spread_over_se"] = table["spread"] / table["boot_se"]
     confidence = cfg.ope.confidence
     print(f"\n{args.redraws} redraws of {args.day}, {confidence:.0%} bootstrap intervals ({args.bootstrap} replicates)"
@@ -129,21 +136,18 @@ def main() -> None:
     print("| estimator | policy | mean ESS | coverage | low miss | high miss | Bernstein high miss | mean error "
           "| spread / bootstrap SE |\n|---|---|---|---|---|---|---|---|---|")
     for t in table.itertuples():
-        bernstein = "–" if pd.isna(t.bernstein_high_miss) else f"{t.bernstein_high_miss:.1%}"
         print(f"| {t.estimator} | {t.policy} | {t.ess:.0f} | {t.coverage:.1%} | {t.low_miss:.1%} | {t.high_miss:.1%} "
-              f"| {bernstein} | {t.mean_error:+.1%} | {t.spread_over_se:.2f} |")
+              f"| {bernstein_cell(t.bernstein_high_miss)} | {t.mean_error:+.1%} | {t.spread_over_se:.2f} |")
     targets_only = df[df["policy"] != "behavior"]
     min_ess = cfg.gate.min_effective_sample_size
     print(f"\nPooled over the {len(targets)} policies (a one-sided miss should be at most {(1 - confidence) / 2:.1%});"
           f" 'gate acts' keeps the estimates whose ESS reaches the gate's minimum ({min_ess:g}):")
     print("| estimator | estimates | coverage | low miss | high miss | Bernstein high miss |\n|---|---|---|---|---|---|")
     for subset, label in ((targets_only, "all"), (targets_only[targets_only["ess"] >= min_ess], "gate acts")):
-        pooled = subset.groupby("estimator", sort=False).agg(
-            n=("covered", "size"), coverage=("covered", "mean"), low_miss=("low_miss", "mean"),
-            high_miss=("high_miss", "mean"), bernstein_high_miss=("bernstein_high_miss", "mean"))
+        pooled = subset.groupby("estimator", sort=False).agg(n=("covered", "size"), **misses)
         for estimator, p in pooled.iterrows():
-            bernstein = "–" if pd.isna(p.bernstein_high_miss) else f"{p.bernstein_high_miss:.1%}"
-            print(f"| {estimator} | {label}: {p.n} | {p.coverage:.1%} | {p.low_miss:.1%} | {p.high_miss:.1%} | {bernstein} |")
+            print(f"| {estimator} | {label}: {p.n} | {p.coverage:.1%} | {p.low_miss:.1%} | {p.high_miss:.1%} "
+                  f"| {bernstein_cell(p.bernstein_high_miss)} |")
     print(json.dumps({"truth": {k: dataclasses.asdict(v) for k, v in truth.items()},
                       "table": table.round(5).to_dict(orient="records")}))
 
