@@ -81,9 +81,7 @@ def main() -> None:
         parser.error("--day must not be before --run")
     deployment = Deployment(cfg.simulator, args.run, n_days, spec=built["spec"])
     if args.recency_boost is not None:
-        # After the replay of the days before, so the users' histories stay the logs'; the redraws and
-        # the truth share this world.
-        deployment._sim.world.recency_boost = args.recency_boost
+        deployment.retune(recency_boost=args.recency_boost)
     started = time.time()
     # Truth draws start well after the redraws' day indexes, so that the two never share a draw.
     truth_draw = REDRAW_DAY_INDEX + args.redraws + 1

@@ -185,6 +185,20 @@ class Deployment:
         for i in range(days - 1):
             self._sim.simulate_day(shift(first_ds, i), i)
 
+    # The world's scalar dynamics a what-if may change for the deployed day (the users stay as drawn).
+    RETUNABLE = ("page_penalty", "fatigue", "recency_boost", "tod_swing")
+
+    def retune(self, **params: float) -> None:
+        """Change the world's scalar dynamics (`RETUNABLE`) for the deployed day on: the users'
+        histories stay those the logs' world wrote, and every later `value` and `logged_redraw`
+        (the truth and the logs alike) reads the change. The world is shared with the logging
+        buckets, so it is changed in place."""
+        unknown = sorted(set(params) - set(self.RETUNABLE))
+        if unknown:
+            raise ValueError(f"cannot retune {unknown}: choose from {list(self.RETUNABLE)}")
+        for name, value in params.items():
+            setattr(self._sim.world, name, float(value))
+
     def value(self, policy: SimPolicy | str, reward_cfg: RewardConfig | None = None, replicas: int = 1,
               first_draw: int = REDRAW_DAY_INDEX) -> PolicyValue:
         """`policy` (a simulator policy, a built-in name as for `rollout`, or "behavior": the

@@ -147,3 +147,19 @@ def test_a_logged_redraw_asks_every_target_about_the_logged_hint_without_changin
     top = frame[(frame["bucket"] == "baseline") & (frame["propensity"] > 0.5)]
     assert (top["target_uniform"] > 0).all() and (top["target_uniform"] <= top["propensity"]).all()
     assert (top["target_uniform"] < top["propensity"]).mean() > 0.9
+
+
+def test_a_retuned_deployment_changes_only_the_deployed_days_dynamics():
+    from simulator.ground_truth import Deployment
+    from simulator.world import World
+
+    deployment = Deployment(WORLD, DAYS[0], len(DAYS))
+    before = deployment.value("behavior")
+    deployment.retune(recency_boost=4.0)
+    assert deployment._sim.world.recency_boost == 4.0
+    # A strong boost: every user who clicked a hint type lately is now all but sure to click it again.
+    assert deployment.value("behavior").hint_ctr.low > before.hint_ctr.high
+    deployment.retune(recency_boost=World.recency_boost)  # the default it had
+    assert deployment.value("behavior") == before  # the replayed history itself was never touched
+    with pytest.raises(ValueError, match=r"cannot retune \['seed'\]"):
+        deployment.retune(seed=3)
