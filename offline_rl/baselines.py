@@ -195,10 +195,11 @@ def candidate_logits(imitator, x, candidates):  # type: ignore[no-untyped-def]
 
 
 def observation_logits(imitator, observations, state_dim: int, candidate_ids: bool):  # type: ignore[no-untyped-def]
-    """The imitator's raw scores of each observation's candidates, and which entries are
-    candidates: per candidate slot for `[state, candidate ids]` observations, per hint type for
-    `[state, dense mask]` ones. Raw, unlike a Categorical's `.logits` (normalised over the whole
-    catalog), so that a logit penalty pulls on the scores themselves."""
+    """The imitator's raw scores of each observation's candidates, which entries are candidates,
+    and the action each column stands for: per candidate slot for `[state, candidate ids]`
+    observations (the ids), per hint type for `[state, dense mask]` ones (None: column k is action
+    k). Raw, unlike a Categorical's `.logits` (normalised over the whole catalog), so that a logit
+    penalty pulls on the scores themselves."""
     import torch
 
     from offline_rl.masked_q import split_observation
@@ -206,9 +207,9 @@ def observation_logits(imitator, observations, state_dim: int, candidate_ids: bo
     state = observations[:, :state_dim]
     if candidate_ids:
         candidates = torch.round(observations[:, state_dim:]).long()
-        return candidate_logits(imitator, state, candidates), candidates >= 0
+        return candidate_logits(imitator, state, candidates), candidates >= 0, candidates
     _, valid = split_observation(observations, state_dim)
-    return imitator._fc(imitator._encoder(state)), valid
+    return imitator._fc(imitator._encoder(state)), valid, None
 
 
 def _candidate_bc_impl():  # type: ignore[no-untyped-def]
@@ -224,14 +225,11 @@ def _candidate_bc_impl():  # type: ignore[no-untyped-def]
         layout: str
 
         def compute_loss(self, obs_t, act_t) -> DiscreteImitationLoss:  # type: ignore[no-untyped-def]
-            if self.layout == "ids":  # the logged action's slot among the candidate ids
-                candidates = torch.round(obs_t[:, self.state_dim:]).long()
-                logits = candidate_logits(self._modules.imitator, obs_t[:, :self.state_dim], candidates)
-                valid = candidates >= 0
-                slot = (candidates == act_t.long().view(-1, 1)).float().argmax(dim=1, keepdim=True)
-            else:  # a dense mask: the column is the action itself
-                logits, valid = observation_logits(self._modules.imitator, obs_t, self.state_dim, False)
-                slot = act_t.long().view(-1, 1)
+            logits, valid, columns = observation_logits(self._modules.imitator, obs_t, self.state_dim,
+                                                        self.layout == "ids")
+            action = act_t.long().view(-1, 1)
+            # The logged action's column: its slot among the candidate ids, or the action itself.
+            slot = action if columns is None else (columns == action).float().argmax(dim=1, keepdim=True)
             log_probs = torch.log_softmax(logits.masked_fill(~valid, float("-inf")), dim=1)
             imitation = -log_probs.gather(1, slot).mean()
             regularization = self._beta * logits[valid].pow(2).mean()

@@ -105,7 +105,7 @@ def torchscript_policy(policy, example_observations: np.ndarray):  # type: ignor
                 valid = candidates > 0.5
             logits = q / self.temperature
             if self.imitator is not None:
-                behavior, _ = observation_logits(self.imitator, observations, self.state_dim, self.candidate_ids)
+                behavior, _, _ = observation_logits(self.imitator, observations, self.state_dim, self.candidate_ids)
                 behavior = torch.log_softmax(torch.where(valid, behavior, torch.full_like(behavior, float("-inf"))), dim=1)
                 logits = logits + self.anchor_weight * torch.where(valid, behavior, torch.zeros_like(behavior))
             logits = torch.where(valid, logits, torch.full_like(q, float("-inf")))
