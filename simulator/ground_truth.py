@@ -152,12 +152,15 @@ class _AskingTargets:
     """A logging bucket's policy that, on every page view it decides, also asks the target policies
     for their probabilities (kept with the page views' users and times), deciding exactly as before."""
 
-    def __init__(self, inner: SimPolicy, targets: dict[str, SimPolicy], asked: list):  # type: ignore[type-arg]
+    def __init__(self, inner: SimPolicy, targets: dict[str, SimPolicy], asked: list,  # type: ignore[type-arg]
+                 with_states: bool = False):
         self.inner, self.targets, self.asked, self.name = inner, targets, asked, inner.name
+        self.with_states = with_states
 
     def probabilities(self, batch: StepBatch) -> np.ndarray:
         self.asked.append((batch.users, batch.hours, batch.candidates,
-                           {name: target.probabilities(batch) for name, target in self.targets.items()}))
+                           {name: target.probabilities(batch) for name, target in self.targets.items()},
+                           batch.open, batch.states() if self.with_states else None))
         return self.inner.probabilities(batch)
 
 
@@ -218,15 +221,19 @@ class Deployment:
             frames.append(twin.simulate_day(self.ds, first_draw + r).frame())
         return measure(pd.concat(frames, ignore_index=True), name, reward_cfg)
 
-    def logged_redraw(self, targets: dict[str, SimPolicy], draw: int = REDRAW_DAY_INDEX) -> pd.DataFrame:
+    def logged_redraw(self, targets: dict[str, SimPolicy], draw: int = REDRAW_DAY_INDEX,
+                      with_states: bool = False) -> pd.DataFrame:
         """The deployed day drawn once more under the logging buckets (day index `draw`): what
         another day of logs could have held. Its page views (`frame()` columns, with `user` and the
         logged `propensity`) carry `target_<name>`, each target policy's probability of the logged
-        hint in that page view's state: everything an off-policy estimate on these logs needs."""
+        hint in that page view's state: everything an off-policy estimate on these logs needs.
+        `with_states` adds what a model-based estimate (FQE) needs too: `state` (the page view's
+        state vector, as the policies saw it) and `open_candidates` (the hint types still open on
+        the page, -1 padded); `redraw_transitions` turns such a frame into transitions."""
         twin = copy.deepcopy(self._sim, memo={id(self._sim.world): self._sim.world})
         asked: list = []  # type: ignore[type-arg]
         for bucket, policy in list(twin.policies.items()):
-            twin.policies[bucket] = _AskingTargets(policy, targets, asked)
+            twin.policies[bucket] = _AskingTargets(policy, targets, asked, with_states)
         day = twin.simulate_day(self.ds, draw)
         frame = day.frame()
         frame["user"] = day.pv["user"]
@@ -243,4 +250,36 @@ class Deployment:
         for name in targets:
             probs = np.concatenate([a[3][name] for a in asked])
             frame[f"target_{name}"] = probs[row, position]
+        if with_states:
+            frame["state"] = list(np.concatenate([a[5] for a in asked])[row])
+            frame["open_candidates"] = list(np.where(np.concatenate([a[4] for a in asked])[row], candidates, -1))
         return frame
+
+
+def redraw_transitions(frame: pd.DataFrame, ds: str, reward_cfg: RewardConfig, n_actions: int, spec_version: str,  # type: ignore[no-untyped-def]
+                       components: tuple[str, ...] = ()):
+    """The transitions (mask layout, with the reward `components` named) of a `logged_redraw(...,
+    with_states=True)` frame of day `ds`: what the transitions job would build from that day's
+    logs, for the nightly's evaluation (`offline_rl.evaluate.evaluate_policy`) to run on."""
+    from offline_rl.dataset import Transitions
+
+    if "state" not in frame:
+        raise ValueError("the frame has no states: draw it with logged_redraw(..., with_states=True)")
+    steps, parts = step_components(frame)
+    unknown = sorted(set(components) - set(parts))
+    if unknown:
+        raise ValueError(f"unknown reward components {unknown}: choose from {sorted(parts)}")
+    open_candidates = np.stack(steps["open_candidates"].to_numpy())
+    masks = np.zeros((len(steps), n_actions), dtype=np.uint8)
+    rows, slots = np.nonzero(open_candidates >= 0)
+    masks[rows, open_candidates[rows, slots]] = 1
+    episodes = steps["episode"].to_numpy(dtype=np.int64)
+    terminal = np.r_[episodes[1:] != episodes[:-1], True]
+    return Transitions(
+        episode_ids=episodes, steps=steps["page"].to_numpy(dtype=np.int64),
+        states=np.stack(steps["state"].to_numpy()).astype(np.float32), masks=masks,
+        actions=steps["hint_type"].to_numpy().astype(np.int64), propensities=steps["propensity"].to_numpy(dtype=np.float64),
+        rewards=reward(parts, reward_cfg).astype(np.float32), terminals=terminal.astype(np.float32),
+        buckets=steps["bucket"].to_numpy(), strata=np.full(len(steps), "", dtype=object),
+        feature_spec_version=spec_version, days=(ds,), components={c: parts[c] for c in components},
+    )

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from feature_store.registry import build_spec
-from hintrl.config import SimulatorConfig
+from hintrl.config import RewardConfig, SimulatorConfig
 from offline_rl.policies import UniformPolicy as ServedUniform
 from simulator.ground_truth import logged_value, measure, rollout
 from simulator.logging_policy import ServedPolicy
@@ -163,3 +163,43 @@ def test_a_retuned_deployment_changes_only_the_deployed_days_dynamics():
     assert deployment.value("behavior") == before  # the replayed history itself was never touched
     with pytest.raises(ValueError, match=r"cannot retune \['seed'\]"):
         deployment.retune(seed=3)
+
+
+class _StateTilted:
+    """A policy that reads the state: candidates tilted by the state's first features, so that a
+    mismatched state would change its probabilities."""
+
+    name = "state tilted"
+
+    def candidate_probabilities(self, states: np.ndarray, candidates: np.ndarray) -> np.ndarray:
+        logits = np.where(candidates >= 0, states[:, :1] * (1 + candidates) + states[:, 1:2], -np.inf)
+        p = np.exp(logits - logits.max(axis=1, keepdims=True))
+        return p / p.sum(axis=1, keepdims=True)
+
+
+def test_a_redraw_with_states_becomes_the_transitions_the_nightly_evaluates():
+    from offline_rl.evaluate import logged_action_probabilities
+    from simulator.ground_truth import Deployment, redraw_transitions, step_components
+
+    deployment = Deployment(WORLD, DAYS[0], len(DAYS))
+    target = ServedPolicy(_StateTilted())
+    frame = deployment.logged_redraw({"tilted": target}, with_states=True)
+    # The states ride along without changing the day.
+    assert measure(frame, "behavior") == deployment.value("behavior")
+    data = redraw_transitions(frame, deployment.ds, RewardConfig(preset="ctr"), WORLD.n_types, "spec-test",
+                              components=("purchased",))
+    steps, components = step_components(frame)
+    assert len(data) == len(steps) and data.n_episodes == steps["episode"].nunique()
+    assert data.logged_in_candidates().all()  # the logged hint was open on its page
+    assert data.masks.sum(axis=1).min() >= 1 and set(data.components) == {"purchased"}
+    np.testing.assert_array_equal(data.terminals == 1, np.r_[data.episode_ids[1:] != data.episode_ids[:-1], True])
+    # The ctr preset: a click on page p is worth 0.9 ** (p - 1).
+    np.testing.assert_allclose(data.rewards, components["hint_click"] * 0.9 ** (data.steps - 1), rtol=1e-6)
+    # The policy asked through the transitions' states and open candidates gives back what it said
+    # in the simulator about each logged hint: the states are the ones it saw.
+    probs, _ = logged_action_probabilities(_StateTilted(), data)
+    np.testing.assert_allclose(probs, steps["target_tilted"].to_numpy(), rtol=1e-5)
+    with pytest.raises(ValueError, match="no states"):
+        redraw_transitions(deployment.logged_redraw({}), deployment.ds, RewardConfig(), WORLD.n_types, "v")
+    with pytest.raises(ValueError, match="unknown reward components"):
+        redraw_transitions(frame, deployment.ds, RewardConfig(), WORLD.n_types, "v", components=("clicks",))
