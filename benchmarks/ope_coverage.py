@@ -19,11 +19,18 @@ everyone, `--truth-replicas` redraws), it reports per estimator and policy:
   redraws beside the bootstrap's standard error ((high - low) / 3.92, averaged): a ratio above 1
   means the bootstrap sees less of the variance than there is.
 
+`--fqe` also runs the nightly's whole evaluation (`offline_rl.evaluate.evaluate_policy`: FQE fitted
+on the redraw, with its refits for the intervals) for the policies that have a Q-network, adding the
+model-based estimators dm, dr and wdr to the table: each redraw then becomes transitions with the
+states the policies saw (`logged_redraw(..., with_states=True)`, `redraw_transitions`), and costs
+(1 + ope.fqe_refits) FQE fits per such policy (about 3 s each on 2 cores).
+
 `--recency-boost 0` switches off the world's one channel by which a user's clicks on one episode
 raise the click rate of the next ones (in the logs and the truth alike). Importance weights are
 per episode, so that carry-over is the one part of a deployment no estimate on logged episodes sees.
 
     .venv/bin/python benchmarks/ope_coverage.py --home .hintrl --ds 2026-11-08 --day 2026-11-13 --redraws 200
+    .venv/bin/python benchmarks/ope_coverage.py --home .hintrl --redraws 40 --fqe --policies cql dqn
 
 (the lake of `ope_accuracy.py`'s set-up: the nightly of 2026-11-08 and a simulation run from
 2026-11-01 carried past the held-out day; only the nightly's policies and the simulator are read).
@@ -48,11 +55,17 @@ def main() -> None:
     import torch
     from policy_set import build_policies
 
-    from hintrl.config import HintrlConfig
+    from hintrl.config import BERNSTEIN_ESTIMATORS, HintrlConfig
     from hintrl.dates import parse_ds
     from hintrl.rewards import reward
+    from offline_rl.evaluate import evaluate_policy
     from offline_rl.ope import IS_ESTIMATORS, Episodes, estimate_all
-    from simulator.ground_truth import REDRAW_DAY_INDEX, Deployment, step_components
+    from simulator.ground_truth import (
+        REDRAW_DAY_INDEX,
+        Deployment,
+        redraw_transitions,
+        step_components,
+    )
     from simulator.logging_policy import ServedPolicy
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -65,6 +78,8 @@ def main() -> None:
     parser.add_argument("--bootstrap", type=int, default=1000)
     parser.add_argument("--policies", nargs="+", default=None, help="names from policy_set.py (default: all)")
     parser.add_argument("--recency-boost", type=float, default=None, help="override the world's recency boost")
+    parser.add_argument("--fqe", action="store_true",
+                        help="also the FQE-based estimators (dm, dr, wdr) of the policies with a Q-network, as the nightly evaluates them")
     args = parser.parse_args()
     if args.redraws < 2:
         parser.error("--redraws must be at least 2 (a spread needs two)")
@@ -76,6 +91,9 @@ def main() -> None:
     if unknown:
         parser.error(f"unknown policies {unknown}: choose from {sorted(built['policies'])}")
     targets = {name: ServedPolicy(built["policies"][name], name) for name in chosen}
+    with_fqe = {name for name in targets if args.fqe and hasattr(built["policies"][name], "algo")}
+    if args.fqe and not with_fqe:
+        parser.error("--fqe: none of the chosen policies has a Q-network to fit FQE for")
     n_days = (parse_ds(args.day) - parse_ds(args.run)).days + 1
     if n_days < 1:
         parser.error("--day must not be before --run")
@@ -93,17 +111,24 @@ def main() -> None:
 
     rows = []  # (redraw, policy, estimator, value, low, high, bernstein_low, ess)
     for r in range(args.redraws):
-        steps, components = step_components(deployment.logged_redraw(targets, REDRAW_DAY_INDEX + r))
+        frame = deployment.logged_redraw(targets, REDRAW_DAY_INDEX + r, with_states=bool(with_fqe))
+        steps, components = step_components(frame)
         rewards = reward(components, cfg.reward)
         logged = (steps["episode"].to_numpy(), steps["page"].to_numpy(), rewards, steps["propensity"].to_numpy())
         behavior = estimate_all(Episodes.from_steps(*logged, steps["propensity"].to_numpy()), ("behavior",),
                                 cfg.ope.gamma, args.bootstrap, cfg.ope.confidence, seed=r)["behavior"]
         rows.append((r, "behavior", "behavior", behavior.value, behavior.low, behavior.high, behavior.bernstein_low,
                      behavior.effective_sample_size))
+        if with_fqe:
+            data = redraw_transitions(frame, deployment.ds, cfg.reward, built["spec"].n_actions, built["spec"].version)
+            ope = dataclasses.replace(cfg.ope, n_bootstrap=args.bootstrap, seed=r)
         for name in targets:
-            ep = Episodes.from_steps(*logged, steps[f"target_{name}"].to_numpy())
-            for estimator, est in estimate_all(ep, IS_ESTIMATORS[1:], cfg.ope.gamma, args.bootstrap,
-                                               cfg.ope.confidence, seed=r).items():
+            if name in with_fqe:
+                estimates = evaluate_policy(name, built["policies"][name], data, ope).estimates
+            else:
+                ep = Episodes.from_steps(*logged, steps[f"target_{name}"].to_numpy())
+                estimates = estimate_all(ep, IS_ESTIMATORS[1:], cfg.ope.gamma, args.bootstrap, cfg.ope.confidence, seed=r)
+            for estimator, est in estimates.items():
                 rows.append((r, name, estimator, est.value, est.low, est.high, est.bernstein_low,
                              est.effective_sample_size))
         if (r + 1) % 10 == 0 or r + 1 == args.redraws:
@@ -114,8 +139,8 @@ def main() -> None:
     df["covered"] = (df["low"] <= df["truth"]) & (df["truth"] <= df["high"])
     df["low_miss"] = df["high"] < df["truth"]
     df["high_miss"] = df["low"] > df["truth"]
-    # NaN where the estimator has no Bernstein bound (the self-normalised ones), so the mean skips it.
-    df["bernstein_high_miss"] = (df["bernstein_low"] > df["truth"]).where(df["bernstein_low"].notna())
+    # NaN where the gate cannot use a Bernstein bound (gate.bound="bernstein"), so the mean skips it.
+    df["bernstein_high_miss"] = (df["bernstein_low"] > df["truth"]).where(df["estimator"].isin(BERNSTEIN_ESTIMATORS))
     df["error"] = (df["value"] - df["truth"]) / df["truth"].abs()
     df["boot_se"] = (df["high"] - df["low"]) / 3.92
     misses = {"coverage": ("covered", "mean"), "low_miss": ("low_miss", "mean"), "high_miss": ("high_miss", "mean"),

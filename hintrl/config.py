@@ -238,6 +238,11 @@ class OPEConfig:
 GATE_ESTIMATORS = ("is", "wis", "pdis", "wpdis")
 
 
+# The estimators that are a plain mean of independent per-episode importance-weighted terms, for
+# which the empirical-Bernstein lower bound holds (the model-based ones carry the fit's error too).
+BERNSTEIN_ESTIMATORS = ("is", "pdis")
+
+
 @dataclass(frozen=True)
 class GateConfig:
     """The promotion gate (offline_rl/gate.py). Everything is compared on the same held-out day."""
@@ -262,7 +267,7 @@ class GateConfig:
             raise ValueError(f"gate.estimator must be one of {', '.join(GATE_ESTIMATORS)}, got {self.estimator!r}")
         if self.bound not in ("bootstrap", "bernstein"):
             raise ValueError(f"gate.bound must be bootstrap or bernstein, got {self.bound!r}")
-        if self.bound == "bernstein" and self.estimator not in ("is", "pdis"):
+        if self.bound == "bernstein" and self.estimator not in BERNSTEIN_ESTIMATORS:
             raise ValueError("gate.bound=bernstein needs gate.estimator is or pdis (a mean of independent episode terms)")
         unknown = [c for c in self.guardrails if c not in COMPONENTS]
         if unknown:
