@@ -148,6 +148,14 @@ def mask_to_ids(masks: np.ndarray) -> np.ndarray:
     return out
 
 
+def ids_to_mask(candidates: np.ndarray, n_actions: int, dtype: type = np.float32) -> np.ndarray:
+    """Candidate ids `(n, width)`, padded with -1, as masks `(n, n_actions)`: `mask_to_ids` undone."""
+    mask = np.zeros((len(candidates), n_actions), dtype=dtype)
+    rows, slots = np.nonzero(candidates >= 0)
+    mask[rows, candidates[rows, slots]] = 1
+    return mask
+
+
 def ids_dtype(n_actions: int) -> type:
     return np.int16 if n_actions <= np.iinfo(np.int16).max else np.int32
 

@@ -15,6 +15,7 @@ from typing import Protocol
 import numpy as np
 import torch
 
+from offline_rl.dataset import ids_to_mask
 from offline_rl.masked_q import split_observation
 
 
@@ -51,7 +52,7 @@ def candidate_probabilities(policy, states: np.ndarray, candidates: np.ndarray, 
     if hasattr(policy, "candidate_probabilities"):
         return policy.candidate_probabilities(states, candidates)
     valid = candidates >= 0
-    mask = _mask_of(candidates, n_actions)
+    mask = ids_to_mask(candidates, n_actions)
     dense = policy.action_probabilities(np.concatenate([np.asarray(states, dtype=np.float32), mask], axis=1))
     return np.where(valid, dense[np.arange(len(states))[:, None], np.maximum(candidates, 0)], 0.0)
 
@@ -123,7 +124,7 @@ class QSoftmaxPolicy:
     def candidate_q(self, states: np.ndarray, candidates: np.ndarray) -> np.ndarray:
         """Q of each candidate `(n, max_candidates)` (the embedding network scores only these)."""
         if self.layout == "mask":
-            dense = self.q_values(np.concatenate([states, _mask_of(candidates, self.n_actions)], axis=1))
+            dense = self.q_values(np.concatenate([states, ids_to_mask(candidates, self.n_actions)], axis=1))
             return dense[np.arange(len(states))[:, None], np.maximum(candidates, 0)]
         x = torch.as_tensor(np.concatenate([np.asarray(states, dtype=np.float32), candidates.astype(np.float32)], axis=1),
                             device=self.algo.impl.device)
@@ -137,10 +138,3 @@ class QSoftmaxPolicy:
         candidates = np.asarray(candidates, dtype=np.int64)
         behavior = None if self.anchor is None else self.anchor.candidate_probabilities(states, candidates)
         return self._served(self.candidate_q(states, candidates), candidates >= 0, behavior)
-
-
-def _mask_of(candidates: np.ndarray, n_actions: int) -> np.ndarray:
-    mask = np.zeros((len(candidates), n_actions), dtype=np.float32)
-    rows, slots = np.nonzero(candidates >= 0)
-    mask[rows, candidates[rows, slots]] = 1.0
-    return mask

@@ -261,7 +261,7 @@ def redraw_transitions(frame: pd.DataFrame, ds: str, reward_cfg: RewardConfig, n
     """The transitions (mask layout, with the reward `components` named) of a `logged_redraw(...,
     with_states=True)` frame of day `ds`: what the transitions job would build from that day's
     logs, for the nightly's evaluation (`offline_rl.evaluate.evaluate_policy`) to run on."""
-    from offline_rl.dataset import Transitions
+    from offline_rl.dataset import Transitions, ids_to_mask
 
     if "state" not in frame:
         raise ValueError("the frame has no states: draw it with logged_redraw(..., with_states=True)")
@@ -269,10 +269,7 @@ def redraw_transitions(frame: pd.DataFrame, ds: str, reward_cfg: RewardConfig, n
     unknown = sorted(set(components) - set(parts))
     if unknown:
         raise ValueError(f"unknown reward components {unknown}: choose from {sorted(parts)}")
-    open_candidates = np.stack(steps["open_candidates"].to_numpy())
-    masks = np.zeros((len(steps), n_actions), dtype=np.uint8)
-    rows, slots = np.nonzero(open_candidates >= 0)
-    masks[rows, open_candidates[rows, slots]] = 1
+    masks = ids_to_mask(np.stack(steps["open_candidates"].to_numpy()), n_actions, np.uint8)
     episodes = steps["episode"].to_numpy(dtype=np.int64)
     terminal = np.r_[episodes[1:] != episodes[:-1], True]
     return Transitions(

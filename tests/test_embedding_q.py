@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from offline_rl.dataset import Transitions, mask_to_ids
+from offline_rl.dataset import Transitions, ids_to_mask, mask_to_ids
 from offline_rl.masked_q import INVALID_Q
 
 STATE_DIM, N_ACTIONS, MAX_CANDIDATES = 3, 5000, 6
@@ -88,6 +88,12 @@ def test_the_ids_layout_keeps_no_array_as_wide_as_the_catalog():
 def test_mask_to_ids_pads_with_minus_one():
     np.testing.assert_array_equal(mask_to_ids(np.array([[0, 1, 1, 0], [1, 0, 0, 0], [0, 0, 0, 0]])),
                                   [[1, 2], [0, -1], [-1, -1]])
+
+
+def test_ids_to_mask_undoes_mask_to_ids():
+    masks = np.array([[0, 1, 1, 0], [1, 0, 0, 0], [0, 0, 0, 0]], dtype=np.uint8)
+    np.testing.assert_array_equal(ids_to_mask(mask_to_ids(masks), 4, np.uint8), masks)
+    assert ids_to_mask(np.array([[3, -1]]), 4).dtype == np.float32
 
 
 @pytest.mark.parametrize("name", ["cql", "dqn"])
