@@ -148,19 +148,31 @@ def rollout(
     return measure(pd.concat(frames, ignore_index=True), policy.name, reward_cfg)
 
 
+@dataclass(frozen=True)
+class _Asked:
+    """One decided batch of page views, as `_AskingTargets` saw it."""
+
+    users: np.ndarray
+    hours: np.ndarray
+    candidates: np.ndarray
+    target_probabilities: dict[str, np.ndarray]
+    open: np.ndarray
+    states: np.ndarray | None
+
+
 class _AskingTargets:
     """A logging bucket's policy that, on every page view it decides, also asks the target policies
     for their probabilities (kept with the page views' users and times), deciding exactly as before."""
 
-    def __init__(self, inner: SimPolicy, targets: dict[str, SimPolicy], asked: list,  # type: ignore[type-arg]
+    def __init__(self, inner: SimPolicy, targets: dict[str, SimPolicy], asked: list[_Asked],
                  with_states: bool = False):
         self.inner, self.targets, self.asked, self.name = inner, targets, asked, inner.name
         self.with_states = with_states
 
     def probabilities(self, batch: StepBatch) -> np.ndarray:
-        self.asked.append((batch.users, batch.hours, batch.candidates,
-                           {name: target.probabilities(batch) for name, target in self.targets.items()},
-                           batch.open, batch.states() if self.with_states else None))
+        self.asked.append(_Asked(batch.users, batch.hours, batch.candidates,
+                                 {name: target.probabilities(batch) for name, target in self.targets.items()},
+                                 batch.open, batch.states() if self.with_states else None))
         return self.inner.probabilities(batch)
 
 
@@ -231,7 +243,7 @@ class Deployment:
         state vector, as the policies saw it) and `open_candidates` (the hint types still open on
         the page, -1 padded); `redraw_transitions` turns such a frame into transitions."""
         twin = copy.deepcopy(self._sim, memo={id(self._sim.world): self._sim.world})
-        asked: list = []  # type: ignore[type-arg]
+        asked: list[_Asked] = []
         for bucket, policy in list(twin.policies.items()):
             twin.policies[bucket] = _AskingTargets(policy, targets, asked, with_states)
         day = twin.simulate_day(self.ds, draw)
@@ -241,18 +253,18 @@ class Deployment:
         if not asked:
             return frame
         # A user is on one page at a time, so (user, time) names a page view; hours as _step computes them.
-        asked_at = pd.MultiIndex.from_arrays([np.concatenate([a[0] for a in asked]), np.concatenate([a[1] for a in asked])])
+        asked_at = pd.MultiIndex.from_arrays([np.concatenate([a.users for a in asked]), np.concatenate([a.hours for a in asked])])
         row = asked_at.get_indexer(pd.MultiIndex.from_arrays([day.pv["user"], day.pv["seconds"] / 3600.0]))
         if (row < 0).any():
             raise RuntimeError("a logged page view was decided without asking the target policies")
-        candidates = np.concatenate([a[2] for a in asked])[row]
+        candidates = np.concatenate([a.candidates for a in asked])[row]
         position = (candidates == day.pv["hint"][:, None]).argmax(axis=1)
         for name in targets:
-            probs = np.concatenate([a[3][name] for a in asked])
+            probs = np.concatenate([a.target_probabilities[name] for a in asked])
             frame[f"target_{name}"] = probs[row, position]
         if with_states:
-            frame["state"] = list(np.concatenate([a[5] for a in asked])[row])
-            frame["open_candidates"] = list(np.where(np.concatenate([a[4] for a in asked])[row], candidates, -1))
+            frame["state"] = list(np.concatenate([a.states for a in asked])[row])
+            frame["open_candidates"] = list(np.where(np.concatenate([a.open for a in asked])[row], candidates, -1))
         return frame
 
 
