@@ -268,7 +268,8 @@ class GateConfig:
         if self.bound not in ("bootstrap", "bernstein"):
             raise ValueError(f"gate.bound must be bootstrap or bernstein, got {self.bound!r}")
         if self.bound == "bernstein" and self.estimator not in BERNSTEIN_ESTIMATORS:
-            raise ValueError("gate.bound=bernstein needs gate.estimator is or pdis (a mean of independent episode terms)")
+            raise ValueError(f"gate.bound=bernstein needs gate.estimator {' or '.join(BERNSTEIN_ESTIMATORS)} "
+                             "(a mean of independent episode terms)")
         unknown = [c for c in self.guardrails if c not in COMPONENTS]
         if unknown:
             raise ValueError(f"gate.guardrails: unknown reward component(s) {unknown}; known: {', '.join(COMPONENTS)}")
