@@ -1,7 +1,8 @@
 """Policy quality against what the nightly gate can certify: for each training variant (CQL alpha,
 served temperature) and seed, the true hint CTR against the baseline's (simulator ground truth) and
 the gate's view of the same policy on the held-out day (WPDIS, its effective sample size and its
-lower bound); Thompson sampling beside them. Each trained variant is served with and without the
+lower bound, and the gate's own verdict: `offline_rl.gate.decide` against the logged behaviour, with
+the guardrails and no champion); Thompson sampling beside them. Each trained variant is served with and without the
 anchor to the logs (`--anchors`, train.behavior_anchor: the softmax tilted by the behaviour model's
 log-probabilities).
 
@@ -35,7 +36,12 @@ def main() -> None:
     from hintrl.lake import Lake
     from offline_rl.baselines import fit_thompson, state_segments
     from offline_rl.dataset import load_transitions
-    from offline_rl.evaluate import evaluate_policy
+    from offline_rl.evaluate import (
+        evaluate_behavior,
+        evaluate_policy,
+        with_behavior_propensities,
+    )
+    from offline_rl.gate import decide
     from offline_rl.train import load_policy, train_policy
     from simulator.ground_truth import rollout
     from simulator.logging_policy import ServedPolicy
@@ -62,14 +68,21 @@ def main() -> None:
     window = cfg.nightly_window(args.ds)
     spec = catalog_spec(lake, cfg.features)
     train = load_transitions(lake, window.train_days, spec.n_actions, ("hint_click",), with_queries=True)
-    held_out = load_transitions(lake, window.eval_days, spec.n_actions, with_queries=True)
     ope = dataclasses.replace(cfg.ope, fqe_steps=0)  # the gate's estimator needs no FQE
+    held_out = with_behavior_propensities(load_transitions(
+        lake, window.eval_days, spec.n_actions, tuple(sorted(cfg.gate.guardrails)), with_queries=True), ope)
+    behavior = evaluate_behavior(held_out, ope)
     base = rollout("baseline", cfg.simulator, args.ds, args.days, spec=spec).hint_ctr.value
 
     def measure(policy) -> dict:  # type: ignore[no-untyped-def]
         truth = rollout(ServedPolicy(policy, policy.name), cfg.simulator, args.ds, args.days, spec=spec).hint_ctr.value
-        gate = evaluate_policy(policy.name, policy, held_out, ope).estimates[cfg.gate.estimator]
-        return {"ratio": truth / base, "ess": gate.effective_sample_size, "low": gate.low}
+        evaluation = evaluate_policy(policy.name, policy, held_out, ope, cfg.gate.estimator)
+        gate = evaluation.estimates[cfg.gate.estimator]
+        guardrails = {c: (evaluation.guardrails[c], behavior.guardrails[c]) for c in cfg.gate.guardrails}
+        decision = decide(gate, behavior.estimates["behavior"], None, cfg.gate, guardrails=guardrails)
+        failed = [r.removeprefix("failed: ") for r in decision.reasons if not decision.promote]
+        return {"ratio": truth / base, "ess": gate.effective_sample_size, "low": gate.low,
+                "promoted": decision.promote, "failed": failed}
 
     rows = []
     segment_of, n_segments = state_segments([f.name for f in spec.state], ("gender_f", "gender_m"))
@@ -96,18 +109,21 @@ def main() -> None:
                     print(f"{variant} seed {seed} anchor {a:g} temperature {t:g}: {runs[a, t][-1]}", flush=True)
             rows += [{"variant": variant, "temperature": t, "anchor": a, "runs": r} for (a, t), r in runs.items()]
 
+    bar = behavior.estimates["behavior"].value + cfg.gate.min_margin_over_behavior
     print(f"\nTrue hint CTR / baseline's over {args.days} days from {args.ds}; the gate's {cfg.gate.estimator} on "
-          f"{window.eval_label} (minimum ESS {cfg.gate.min_effective_sample_size:g}); per seed {args.seeds}:")
-    print("| policy | anchor | temperature | CTR ratio (mean) | per seed | ESS per seed | lower bound per seed |\n"
-          "|---|---|---|---|---|---|---|")
+          f"{window.eval_label} (its bar: behaviour {bar:.4f}, minimum ESS {cfg.gate.min_effective_sample_size:g}); "
+          f"gate: promoted (P) or rejected (x) with no champion; per seed {args.seeds}:")
+    print("| policy | anchor | temperature | CTR ratio (mean) | per seed | ESS per seed | lower bound per seed | gate |\n"
+          "|---|---|---|---|---|---|---|---|")
     for row in rows:
         r = row["runs"]
         t = "sampled" if row["temperature"] is None else f"{row['temperature']:g}"
         anchor = "" if row["anchor"] is None else f"{row['anchor']:g}"
         print(f"| {row['variant']} | {anchor} | {t} | {np.mean([x['ratio'] for x in r]):.3f} | "
               + " ".join(f"{x['ratio']:.3f}" for x in r) + " | " + " ".join(f"{x['ess']:.0f}" for x in r)
-              + " | " + " ".join(f"{x['low']:.3f}" for x in r) + " |")
-    print(json.dumps({"baseline_hint_ctr": base, "rows": rows}))
+              + " | " + " ".join(f"{x['low']:.3f}" for x in r)
+              + " | " + " ".join("P" if x["promoted"] else "x" for x in r) + " |")
+    print(json.dumps({"baseline_hint_ctr": base, "gate_bar": bar, "rows": rows}))
 
 
 if __name__ == "__main__":
