@@ -47,6 +47,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+ESS_BANDS = (0.0, 50.0, 100.0, 200.0, 400.0, float("inf"))
+
 
 def main() -> None:
     import dataclasses
@@ -171,8 +173,19 @@ def main() -> None:
         for estimator, p in pooled.iterrows():
             print(f"| {estimator} | {label}: {p.n} | {p.coverage:.1%} | {p.low_miss:.1%} | {p.high_miss:.1%} "
                   f"| {bernstein_cell(p.bernstein_high_miss)} |")
+    # Whether the gate's minimum ESS is what keeps its lower bound honest: the misses per ESS band.
+    bands = pd.cut(targets_only["ess"], ESS_BANDS, right=False, labels=[
+        f"{lo:g}–{hi:g}" if hi != float("inf") else f"≥ {lo:g}" for lo, hi in zip(ESS_BANDS[:-1], ESS_BANDS[1:])])
+    by_band = targets_only.groupby(["estimator", bands], observed=True).agg(
+        n=("covered", "size"), **misses).reset_index()
+    print("\nBy the estimate's ESS, pooled over the policies:")
+    print("| estimator | ESS | estimates | coverage | low miss | high miss | Bernstein high miss |\n|---|---|---|---|---|---|---|")
+    for b in by_band.itertuples():
+        print(f"| {b.estimator} | {b.ess} | {b.n} | {b.coverage:.1%} | {b.low_miss:.1%} | {b.high_miss:.1%} "
+              f"| {bernstein_cell(b.bernstein_high_miss)} |")
     print(json.dumps({"truth": {k: dataclasses.asdict(v) for k, v in truth.items()},
-                      "table": table.round(5).to_dict(orient="records")}))
+                      "table": table.round(5).to_dict(orient="records"),
+                      "by_ess": by_band.astype({"ess": str}).round(5).to_dict(orient="records")}))
 
 
 if __name__ == "__main__":
