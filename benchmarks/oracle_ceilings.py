@@ -14,6 +14,16 @@ does not know is replaced by its population mean:
 - demographics, query and recency: also the query's affinity to each hint and the user's recent
   clicks in the hint's slot (what the state's query CTRs and recent clicks proxy);
 - the oracle: everything, individual taste included.
+
+`--anchored T [T ...]` also serves each ceiling the way hintrl serves its Q-networks, as a softmax
+anchored to the logs, pi(a) ∝ b(a) exp(p_click(a) / T) with b the logging buckets' mixture, and
+asks what the nightly gate would make of it: over `--redraws` independent redraws of the held-out
+day `--eval-day` (`Deployment.logged_redraw`, the run that wrote the logs starting on `--run`), the
+gate's estimator, its effective sample size, and how often `offline_rl.gate.decide` (against the
+logged behaviour, guardrails included, no champion) would promote it. Whether a learner that knew
+a ceiling's click model exactly could beat a baseline at settings the one-day gate certifies:
+
+    .venv/bin/python benchmarks/oracle_ceilings.py --ds 2026-11-08 --days 10 --anchored 0.02 0.05 0.1 --redraws 20
 """
 
 from __future__ import annotations
@@ -28,8 +38,22 @@ def main() -> None:
     import numpy as np
 
     from hintrl.config import HintrlConfig, setting_arg
-    from simulator.ground_truth import rollout
-    from simulator.logging_policy import OraclePolicy
+    from hintrl.dates import parse_ds
+    from hintrl.rewards import reward
+    from offline_rl.gate import decide
+    from offline_rl.ope import ESTIMATORS, Episodes
+    from simulator.ground_truth import (
+        REDRAW_DAY_INDEX,
+        Deployment,
+        rollout,
+        step_components,
+    )
+    from simulator.logging_policy import (
+        BaselinePolicy,
+        OraclePolicy,
+        StepBatch,
+        UniformPolicy,
+    )
     from simulator.world import World, build_world
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -38,7 +62,19 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=10)
     parser.add_argument("--set", action="append", type=setting_arg, metavar="SECTION.KEY=VALUE", default=[],
                         help="a setting of hintrl/config.py (e.g. a simulator.* setting of the world)")
+    parser.add_argument("--anchored", type=float, nargs="+", default=[], metavar="T",
+                        help="also serve each ceiling as a softmax anchored to the logs at these temperatures")
+    parser.add_argument("--eval-day", default="2026-11-07", help="the held-out day the gate reads (with --anchored)")
+    parser.add_argument("--run", default="2026-11-01", help="first day of the run that wrote the logs (with --anchored)")
+    parser.add_argument("--redraws", type=int, default=20, help="redraws of --eval-day per anchored policy")
     args = parser.parse_args()
+    if any(t <= 0 for t in args.anchored):
+        parser.error("--anchored temperatures must be > 0")
+    if args.anchored and args.redraws < 1:
+        parser.error("--redraws must be at least 1")
+    n_days = (parse_ds(args.eval_day) - parse_ds(args.run)).days + 1
+    if n_days < 1:
+        parser.error("--eval-day must not be before --run")
     cfg = HintrlConfig(home=Path(args.home)).with_settings(dict(args.set), "--set")
     if cfg.simulator.action_space != "small":
         parser.error("the ceilings are defined for the small action space (per-type individual taste)")
@@ -71,6 +107,65 @@ def main() -> None:
         policy.name = f"oracle knowing {name}"
         value = rollout(policy, cfg.simulator, args.ds, args.days, world=world).hint_ctr.value
         print(f"| {name} | {value:.4f} | {value / base:.3f} |", flush=True)
+    if not args.anchored:
+        return
+
+    # The logs' users are in the baseline or the explore bucket, which the state does not tell
+    # apart: the anchor is their mixture, as the behaviour model hintrl anchors to learns it.
+    explore = cfg.simulator.explore_share
+    logging = [(1.0 - explore, BaselinePolicy(world, cfg.simulator.baseline_epsilon)), (explore, UniformPolicy())]
+
+    class AnchoredCeiling:
+        """pi(a) ∝ b(a) exp(p_click(a) / T) over the open candidates, p_click as `seen` has it."""
+
+        def __init__(self, seen: World, temperature: float, name: str):
+            self.seen, self.temperature, self.name = seen, temperature, name
+
+        def probabilities(self, batch: StepBatch) -> np.ndarray:
+            positions = np.arange(batch.candidates.shape[1])[None, :]
+            p_click = self.seen.click_probability(
+                batch.users[:, None], batch.queries[:, None], positions, batch.pages[:, None],
+                batch.clicks_in_episode[:, None], batch.recent_clicks, batch.hours[:, None])
+            behavior = sum(share * p.probabilities(batch) for share, p in logging)
+            logits = np.where(batch.open, np.log(np.maximum(behavior, 1e-300)) + p_click / self.temperature, -np.inf)
+            logits -= logits.max(axis=1, keepdims=True)
+            probs = np.exp(logits)
+            return probs / probs.sum(axis=1, keepdims=True)
+
+    deployment = Deployment(cfg.simulator, args.run, n_days, world=world)
+    targets = {f"{name} at {t:g}": AnchoredCeiling(seen, t, f"{name} at {t:g}") for name, seen in ceilings for t in args.anchored}
+    gamma, n_boot, confidence = cfg.ope.gamma, cfg.ope.n_bootstrap, cfg.ope.confidence
+    gate_runs: dict[str, list[tuple[float, float, bool]]] = {n: [] for n in targets}
+
+    def estimate(estimator: str, steps, target: np.ndarray, rewards: np.ndarray, seed: int):  # type: ignore[no-untyped-def]
+        ep = Episodes.from_steps(steps["episode"].to_numpy(), steps["page"].to_numpy(), rewards,
+                                 steps["propensity"].to_numpy(), target)
+        return ESTIMATORS[estimator](gamma).estimate(ep, n_boot, confidence, seed)
+
+    for r in range(args.redraws):
+        steps, components = step_components(deployment.logged_redraw(targets, REDRAW_DAY_INDEX + r))
+        rewards = reward(components, cfg.reward)
+        propensity = steps["propensity"].to_numpy()
+        behavior = estimate("behavior", steps, propensity, rewards, r)
+        logged_guard = {c: estimate("behavior", steps, propensity, components[c], r) for c in cfg.gate.guardrails}
+        for name in targets:
+            target = steps[f"target_{name}"].to_numpy()
+            est = estimate(cfg.gate.estimator, steps, target, rewards, r)
+            guard = {c: (estimate(cfg.gate.estimator, steps, target, components[c], r), logged_guard[c])
+                     for c in cfg.gate.guardrails}
+            decision = decide(est, behavior, None, cfg.gate, guardrails=guard)
+            gate_runs[name].append((est.effective_sample_size, est.low - behavior.value, decision.promote))
+        print(f"redraw {r + 1}/{args.redraws} of {args.eval_day}", flush=True)
+    print(f"\nServed anchored to the logs; true CTR over {args.days} days from {args.ds}; the gate ({cfg.gate.estimator}, "
+          f"minimum ESS {cfg.gate.min_effective_sample_size:g}) over {args.redraws} redraws of {args.eval_day}:")
+    print("| knows | temperature | true hint CTR | ratio to baseline | gate's ESS (median, 10%) "
+          "| lower bound - behaviour (median) | gate promotes |\n|---|---|---|---|---|---|---|")
+    for name, policy in targets.items():
+        value = rollout(policy, cfg.simulator, args.ds, args.days, world=world).hint_ctr.value
+        ess, margin, promoted = (np.array(x) for x in zip(*gate_runs[name]))
+        print(f"| {name.rsplit(' at ', 1)[0]} | {policy.temperature:g} | {value:.4f} | {value / base:.3f} "
+              f"| {np.median(ess):.0f}, {np.quantile(ess, 0.1):.0f} | {np.median(margin):+.4f} "
+              f"| {promoted.mean():.0%} |", flush=True)
 
 
 if __name__ == "__main__":
