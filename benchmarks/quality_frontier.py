@@ -67,7 +67,8 @@ def main() -> None:
     lake = Lake(cfg.lake_uri)
     window = cfg.nightly_window(args.ds)
     spec = catalog_spec(lake, cfg.features)
-    train = load_transitions(lake, window.train_days, spec.n_actions, ("hint_click",), with_queries=True)
+    layout = cfg.train.candidate_layout(spec.n_actions)  # the configured Q-network's (train.q_function)
+    train = load_transitions(lake, window.train_days, spec.n_actions, ("hint_click",), layout, with_queries=True)
     ope = dataclasses.replace(cfg.ope, fqe_steps=0)  # the gate's estimator needs no FQE
     held_out = with_behavior_propensities(load_transitions(
         lake, window.eval_days, spec.n_actions, tuple(sorted(cfg.gate.guardrails)), with_queries=True), ope)
