@@ -53,6 +53,7 @@ ESS_BANDS = (0.0, 50.0, 100.0, 200.0, 400.0, float("inf"))
 def main() -> None:
     import dataclasses
 
+    import numpy as np
     import pandas as pd
     import torch
     from policy_set import build_policies
@@ -61,7 +62,8 @@ def main() -> None:
     from hintrl.dates import parse_ds
     from hintrl.rewards import reward
     from offline_rl.evaluate import evaluate_policy
-    from offline_rl.ope import IS_ESTIMATORS, Episodes, estimate_all
+    from offline_rl.gate import decide
+    from offline_rl.ope import ESTIMATORS, IS_ESTIMATORS, Episodes, estimate_all
     from simulator.ground_truth import (
         REDRAW_DAY_INDEX,
         Deployment,
@@ -112,6 +114,7 @@ def main() -> None:
           + ", ".join(f"{k} {v.value:.4f} ± {(v.high - v.low) / 2:.4f}" for k, v in truth.items()), flush=True)
 
     rows = []  # (redraw, policy, estimator, value, low, high, bernstein_low, ess)
+    verdicts = []  # (redraw, policy, the gate promotes it: against behaviour, no champion)
     for r in range(args.redraws):
         frame = deployment.logged_redraw(targets, REDRAW_DAY_INDEX + r, with_states=bool(with_fqe))
         steps, components = step_components(frame)
@@ -121,6 +124,12 @@ def main() -> None:
                                 cfg.ope.gamma, args.bootstrap, cfg.ope.confidence, seed=r)["behavior"]
         rows.append((r, "behavior", "behavior", behavior.value, behavior.low, behavior.high, behavior.bernstein_low,
                      behavior.effective_sample_size))
+
+        def component_value(estimator: str, target: np.ndarray, component: str):  # type: ignore[no-untyped-def]
+            ep = Episodes.from_steps(*logged[:2], components[component], logged[3], target)
+            return ESTIMATORS[estimator](cfg.ope.gamma).estimate(ep, args.bootstrap, cfg.ope.confidence, seed=r)
+
+        logged_guardrails = {c: component_value("behavior", logged[3], c) for c in cfg.gate.guardrails}
         if with_fqe:
             data = redraw_transitions(frame, deployment.ds, cfg.reward, built["spec"].n_actions, built["spec"].version)
             ope = dataclasses.replace(cfg.ope, n_bootstrap=args.bootstrap, seed=r)
@@ -133,6 +142,10 @@ def main() -> None:
             for estimator, est in estimates.items():
                 rows.append((r, name, estimator, est.value, est.low, est.high, est.bernstein_low,
                              est.effective_sample_size))
+            target = steps[f"target_{name}"].to_numpy()
+            guardrails = {c: (component_value(cfg.gate.estimator, target, c), logged_guardrails[c]) for c in cfg.gate.guardrails}
+            verdicts.append((r, name, decide(estimates[cfg.gate.estimator], behavior, None, cfg.gate,
+                                          guardrails=guardrails).promote))
         if (r + 1) % 10 == 0 or r + 1 == args.redraws:
             print(f"redraw {r + 1}/{args.redraws} ({time.time() - started:.0f} s)", flush=True)
 
@@ -183,7 +196,22 @@ def main() -> None:
     for b in by_band.itertuples():
         print(f"| {b.estimator} | {b.ess} | {b.n} | {b.coverage:.1%} | {b.low_miss:.1%} | {b.high_miss:.1%} "
               f"| {bernstein_cell(b.bernstein_high_miss)} |")
+    # The gate's power and its errors: how often it would promote each policy on one such day.
+    bar = truth["behavior"].value + cfg.gate.min_margin_over_behavior
+    verdicts_df = pd.DataFrame(verdicts, columns=["redraw", "policy", "promoted"])
+    gate = verdicts_df.groupby("policy", sort=False)["promoted"].mean()
+    print(f"\nThe gate ({cfg.gate.estimator} {cfg.gate.bound} lower bound, guardrails, no champion) on each redraw; "
+          f"'truly better' compares the truths with the behaviour's {truth['behavior'].value:.4f} + margin:")
+    print("| policy | truth | truly better | gate promotes |\n|---|---|---|---|")
+    for name, share in gate.items():
+        print(f"| {name} | {truth[name].value:.4f} | {'yes' if truth[name].value > bar else 'no'} | {share:.1%} |")
+    nightly = [a for a in cfg.train.algos if a in targets]
+    if nightly:
+        # The nightly promotes the best of its trained policies that pass: one passing is enough.
+        any_passes = verdicts_df[verdicts_df["policy"].isin(nightly)].groupby("redraw")["promoted"].any().mean()
+        print(f"The nightly ({', '.join(nightly)}) promotes one of them on {any_passes:.1%} of the redraws.")
     print(json.dumps({"truth": {k: dataclasses.asdict(v) for k, v in truth.items()},
+                      "gate_promotes": gate.round(5).to_dict(),
                       "table": table.round(5).to_dict(orient="records"),
                       "by_ess": by_band.astype({"ess": str}).round(5).to_dict(orient="records")}))
 
