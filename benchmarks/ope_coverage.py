@@ -53,17 +53,15 @@ ESS_BANDS = (0.0, 50.0, 100.0, 200.0, 400.0, float("inf"))
 def main() -> None:
     import dataclasses
 
-    import numpy as np
     import pandas as pd
     import torch
     from policy_set import build_policies
+    from redraw_gate import RedrawGate
 
     from hintrl.config import BERNSTEIN_ESTIMATORS, HintrlConfig
     from hintrl.dates import parse_ds
-    from hintrl.rewards import reward
     from offline_rl.evaluate import evaluate_policy
-    from offline_rl.gate import decide
-    from offline_rl.ope import ESTIMATORS, IS_ESTIMATORS, Episodes, estimate_all
+    from offline_rl.ope import IS_ESTIMATORS, Episodes, estimate_all
     from simulator.ground_truth import (
         REDRAW_DAY_INDEX,
         Deployment,
@@ -118,18 +116,11 @@ def main() -> None:
     for r in range(args.redraws):
         frame = deployment.logged_redraw(targets, REDRAW_DAY_INDEX + r, with_states=bool(with_fqe))
         steps, components = step_components(frame)
-        rewards = reward(components, cfg.reward)
-        logged = (steps["episode"].to_numpy(), steps["page"].to_numpy(), rewards, steps["propensity"].to_numpy())
-        behavior = estimate_all(Episodes.from_steps(*logged, steps["propensity"].to_numpy()), ("behavior",),
-                                cfg.ope.gamma, args.bootstrap, cfg.ope.confidence, seed=r)["behavior"]
+        gate = RedrawGate(steps, components, cfg, args.bootstrap, seed=r)
+        logged = (steps["episode"].to_numpy(), steps["page"].to_numpy(), gate.rewards, gate.propensities)
+        behavior = gate.behavior
         rows.append((r, "behavior", "behavior", behavior.value, behavior.low, behavior.high, behavior.bernstein_low,
                      behavior.effective_sample_size))
-
-        def component_value(estimator: str, target: np.ndarray, component: str):  # type: ignore[no-untyped-def]
-            ep = Episodes.from_steps(*logged[:2], components[component], logged[3], target)
-            return ESTIMATORS[estimator](cfg.ope.gamma).estimate(ep, args.bootstrap, cfg.ope.confidence, seed=r)
-
-        logged_guardrails = {c: component_value("behavior", logged[3], c) for c in cfg.gate.guardrails}
         if with_fqe:
             data = redraw_transitions(frame, deployment.ds, cfg.reward, built["spec"].n_actions, built["spec"].version)
             ope = dataclasses.replace(cfg.ope, n_bootstrap=args.bootstrap, seed=r)
@@ -142,10 +133,8 @@ def main() -> None:
             for estimator, est in estimates.items():
                 rows.append((r, name, estimator, est.value, est.low, est.high, est.bernstein_low,
                              est.effective_sample_size))
-            target = steps[f"target_{name}"].to_numpy()
-            guardrails = {c: (component_value(cfg.gate.estimator, target, c), logged_guardrails[c]) for c in cfg.gate.guardrails}
-            verdicts.append((r, name, decide(estimates[cfg.gate.estimator], behavior, None, cfg.gate,
-                                          guardrails=guardrails).promote))
+            decision = gate.decide(steps[f"target_{name}"].to_numpy(), estimates[cfg.gate.estimator])
+            verdicts.append((r, name, decision.promote))
         if (r + 1) % 10 == 0 or r + 1 == args.redraws:
             print(f"redraw {r + 1}/{args.redraws} ({time.time() - started:.0f} s)", flush=True)
 
@@ -199,11 +188,11 @@ def main() -> None:
     # The gate's power and its errors: how often it would promote each policy on one such day.
     bar = truth["behavior"].value + cfg.gate.min_margin_over_behavior
     verdicts_df = pd.DataFrame(verdicts, columns=["redraw", "policy", "promoted"])
-    gate = verdicts_df.groupby("policy", sort=False)["promoted"].mean()
+    promotes = verdicts_df.groupby("policy", sort=False)["promoted"].mean()
     print(f"\nThe gate ({cfg.gate.estimator} {cfg.gate.bound} lower bound, guardrails, no champion) on each redraw; "
           f"'truly better' compares the truths with the behaviour's {truth['behavior'].value:.4f} + margin:")
     print("| policy | truth | truly better | gate promotes |\n|---|---|---|---|")
-    for name, share in gate.items():
+    for name, share in promotes.items():
         print(f"| {name} | {truth[name].value:.4f} | {'yes' if truth[name].value > bar else 'no'} | {share:.1%} |")
     nightly = [a for a in cfg.train.algos if a in targets]
     if nightly:
@@ -211,7 +200,7 @@ def main() -> None:
         any_passes = verdicts_df[verdicts_df["policy"].isin(nightly)].groupby("redraw")["promoted"].any().mean()
         print(f"The nightly ({', '.join(nightly)}) promotes one of them on {any_passes:.1%} of the redraws.")
     print(json.dumps({"truth": {k: dataclasses.asdict(v) for k, v in truth.items()},
-                      "gate_promotes": gate.round(5).to_dict(),
+                      "gate_promotes": promotes.round(5).to_dict(),
                       "table": table.round(5).to_dict(orient="records"),
                       "by_ess": by_band.astype({"ess": str}).round(5).to_dict(orient="records")}))
 

@@ -31,17 +31,18 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import sys
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
 def main() -> None:
     import numpy as np
+    from redraw_gate import RedrawGate
 
     from hintrl.config import HintrlConfig, setting_arg
     from hintrl.dates import parse_ds
-    from hintrl.rewards import reward
-    from offline_rl.gate import decide
-    from offline_rl.ope import ESTIMATORS, Episodes
     from simulator.ground_truth import (
         REDRAW_DAY_INDEX,
         Deployment,
@@ -134,27 +135,14 @@ def main() -> None:
 
     deployment = Deployment(cfg.simulator, args.run, n_days, world=world)
     targets = {f"{name} at {t:g}": AnchoredCeiling(seen, t, f"{name} at {t:g}") for name, seen in ceilings for t in args.anchored}
-    gamma, n_boot, confidence = cfg.ope.gamma, cfg.ope.n_bootstrap, cfg.ope.confidence
     gate_runs: dict[str, list[tuple[float, float, bool]]] = {n: [] for n in targets}
-
-    def estimate(estimator: str, steps, target: np.ndarray, rewards: np.ndarray, seed: int):  # type: ignore[no-untyped-def]
-        ep = Episodes.from_steps(steps["episode"].to_numpy(), steps["page"].to_numpy(), rewards,
-                                 steps["propensity"].to_numpy(), target)
-        return ESTIMATORS[estimator](gamma).estimate(ep, n_boot, confidence, seed)
-
     for r in range(args.redraws):
         steps, components = step_components(deployment.logged_redraw(targets, REDRAW_DAY_INDEX + r))
-        rewards = reward(components, cfg.reward)
-        propensity = steps["propensity"].to_numpy()
-        behavior = estimate("behavior", steps, propensity, rewards, r)
-        logged_guard = {c: estimate("behavior", steps, propensity, components[c], r) for c in cfg.gate.guardrails}
+        gate = RedrawGate(steps, components, cfg, cfg.ope.n_bootstrap, seed=r)
         for name in targets:
             target = steps[f"target_{name}"].to_numpy()
-            est = estimate(cfg.gate.estimator, steps, target, rewards, r)
-            guard = {c: (estimate(cfg.gate.estimator, steps, target, components[c], r), logged_guard[c])
-                     for c in cfg.gate.guardrails}
-            decision = decide(est, behavior, None, cfg.gate, guardrails=guard)
-            gate_runs[name].append((est.effective_sample_size, est.low - behavior.value, decision.promote))
+            est = gate.estimate(cfg.gate.estimator, target)
+            gate_runs[name].append((est.effective_sample_size, est.low - gate.behavior.value, gate.decide(target, est).promote))
         print(f"redraw {r + 1}/{args.redraws} of {args.eval_day}", flush=True)
     print(f"\nServed anchored to the logs; true CTR over {args.days} days from {args.ds}; the gate ({cfg.gate.estimator}, "
           f"minimum ESS {cfg.gate.min_effective_sample_size:g}) over {args.redraws} redraws of {args.eval_day}:")
