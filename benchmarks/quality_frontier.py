@@ -23,28 +23,24 @@ import argparse
 import dataclasses
 import json
 import os
+import sys
 import tempfile
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
 def main() -> None:
     import numpy as np
     import torch
+    from served_quality import ServedQuality
 
     from feature_store.catalog import catalog_spec
     from hintrl.config import HintrlConfig, setting_arg
     from hintrl.lake import Lake
     from offline_rl.baselines import fit_thompson, state_segments
     from offline_rl.dataset import load_transitions
-    from offline_rl.evaluate import (
-        evaluate_behavior,
-        evaluate_policy,
-        with_behavior_propensities,
-    )
-    from offline_rl.gate import decide
     from offline_rl.train import load_policy, train_policy
-    from simulator.ground_truth import rollout
-    from simulator.logging_policy import ServedPolicy
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--home", default=os.environ.get("HINTRL_HOME", ".hintrl"))
@@ -69,21 +65,8 @@ def main() -> None:
     spec = catalog_spec(lake, cfg.features)
     layout = cfg.train.candidate_layout(spec.n_actions)  # the configured Q-network's (train.q_function)
     train = load_transitions(lake, window.train_days, spec.n_actions, ("hint_click",), layout, with_queries=True)
-    ope = dataclasses.replace(cfg.ope, fqe_steps=0)  # the gate's estimator needs no FQE
-    held_out = with_behavior_propensities(load_transitions(
-        lake, window.eval_days, spec.n_actions, tuple(sorted(cfg.gate.guardrails)), with_queries=True), ope)
-    behavior = evaluate_behavior(held_out, ope)
-    base = rollout("baseline", cfg.simulator, args.ds, args.days, spec=spec).hint_ctr.value
-
-    def measure(policy) -> dict:  # type: ignore[no-untyped-def]
-        truth = rollout(ServedPolicy(policy, policy.name), cfg.simulator, args.ds, args.days, spec=spec).hint_ctr.value
-        evaluation = evaluate_policy(policy.name, policy, held_out, ope, cfg.gate.estimator)
-        gate = evaluation.estimates[cfg.gate.estimator]
-        guardrails = {c: (evaluation.guardrails[c], behavior.guardrails[c]) for c in cfg.gate.guardrails}
-        decision = decide(gate, behavior.estimates["behavior"], None, cfg.gate, guardrails=guardrails)
-        failed = [r.removeprefix("failed: ") for r in decision.reasons if not decision.promote]
-        return {"ratio": truth / base, "ess": gate.effective_sample_size, "low": gate.low,
-                "promoted": decision.promote, "failed": failed}
+    quality = ServedQuality(cfg, lake, spec, args.ds, args.ds, args.days)
+    measure = quality.measure
 
     rows = []
     segment_of, n_segments = state_segments([f.name for f in spec.state], ("gender_f", "gender_m"))
@@ -110,9 +93,9 @@ def main() -> None:
                     print(f"{variant} seed {seed} anchor {a:g} temperature {t:g}: {runs[a, t][-1]}", flush=True)
             rows += [{"variant": variant, "temperature": t, "anchor": a, "runs": r} for (a, t), r in runs.items()]
 
-    bar = behavior.estimates["behavior"].value + cfg.gate.min_margin_over_behavior
+    bar = quality.gate_bar
     print(f"\nTrue hint CTR / baseline's over {args.days} days from {args.ds}; the gate's {cfg.gate.estimator} on "
-          f"{window.eval_label} (its bar: behaviour {bar:.4f}, minimum ESS {cfg.gate.min_effective_sample_size:g}); "
+          f"{quality.eval_label} (its bar: behaviour {bar:.4f}, minimum ESS {cfg.gate.min_effective_sample_size:g}); "
           f"gate: promoted (P) or rejected (x) with no champion; per seed {args.seeds}:")
     print("| policy | anchor | temperature | CTR ratio (mean) | per seed | ESS per seed | lower bound per seed | gate |\n"
           "|---|---|---|---|---|---|---|---|")
@@ -124,7 +107,7 @@ def main() -> None:
               + " ".join(f"{x['ratio']:.3f}" for x in r) + " | " + " ".join(f"{x['ess']:.0f}" for x in r)
               + " | " + " ".join(f"{x['low']:.3f}" for x in r)
               + " | " + " ".join("P" if x["promoted"] else "x" for x in r) + " |")
-    print(json.dumps({"baseline_hint_ctr": base, "gate_bar": bar, "rows": rows}))
+    print(json.dumps({"baseline_hint_ctr": quality.baseline, "gate_bar": bar, "rows": rows}))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,57 @@
+"""What a served policy is worth and what the nightly gate makes of it, for the benchmarks that
+train policies and compare them (quality_frontier, learning_curve): the true hint CTR of the policy
+serving every user over some days, as a ratio to the baseline bucket's (simulator ground truth),
+and the gate's view of it on the nightly's held-out days (its estimator, effective sample size and
+lower bound, and `offline_rl.gate.decide` against the logged behaviour, guardrails included, no
+champion). The held-out days, the behaviour's estimate and the baseline's truth are computed once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from feature_store.registry import FeatureSpec
+from hintrl.config import HintrlConfig
+from hintrl.lake import Lake
+from offline_rl.dataset import load_transitions
+from offline_rl.evaluate import (
+    evaluate_behavior,
+    evaluate_policy,
+    with_behavior_propensities,
+)
+from offline_rl.gate import decide
+from simulator.ground_truth import rollout
+from simulator.logging_policy import ServedPolicy
+
+
+class ServedQuality:
+    def __init__(self, cfg: HintrlConfig, lake: Lake, spec: FeatureSpec, nightly_ds: str, first_ds: str, days: int):
+        """The held-out days of the nightly of `nightly_ds`; the truth over `days` days from `first_ds`."""
+        self.cfg, self.spec, self.first_ds, self.days = cfg, spec, first_ds, days
+        window = cfg.nightly_window(nightly_ds)
+        self.eval_label = window.eval_label
+        self.ope = dataclasses.replace(cfg.ope, fqe_steps=0)  # the gate's estimator needs no FQE
+        self.held_out = with_behavior_propensities(load_transitions(
+            lake, window.eval_days, spec.n_actions, tuple(sorted(cfg.gate.guardrails)), with_queries=True), self.ope)
+        self.behavior = evaluate_behavior(self.held_out, self.ope)
+        self.baseline = rollout("baseline", cfg.simulator, first_ds, days, spec=spec).hint_ctr.value
+
+    @property
+    def gate_bar(self) -> float:
+        """The value the gate's lower bound must clear (no champion): the behaviour's plus the margin."""
+        return self.behavior.estimates["behavior"].value + self.cfg.gate.min_margin_over_behavior
+
+    def measure(self, policy: Any) -> dict:
+        """`ratio` (true hint CTR / the baseline's), and the gate's `ess`, `low`, `promoted` and
+        the reasons it `failed` (empty when promoted) for a policy answering
+        `candidate_probabilities` with a `name`."""
+        truth = rollout(ServedPolicy(policy, policy.name), self.cfg.simulator, self.first_ds, self.days, spec=self.spec)
+        gate_cfg = self.cfg.gate
+        evaluation = evaluate_policy(policy.name, policy, self.held_out, self.ope, gate_cfg.estimator)
+        gate = evaluation.estimates[gate_cfg.estimator]
+        guardrails = {c: (evaluation.guardrails[c], self.behavior.guardrails[c]) for c in gate_cfg.guardrails}
+        decision = decide(gate, self.behavior.estimates["behavior"], None, gate_cfg, guardrails=guardrails)
+        failed = [r.removeprefix("failed: ") for r in decision.reasons if not decision.promote]
+        return {"ratio": truth.hint_ctr.value / self.baseline, "ess": gate.effective_sample_size, "low": gate.low,
+                "promoted": decision.promote, "failed": failed}
