@@ -137,6 +137,52 @@ class Transitions:
 LAYOUTS = ("mask", "ids")
 
 
+def concat_transitions(parts: list[Transitions]) -> Transitions:
+    """One table of several (e.g. the logs and redrawn days of them): each part's episodes stay
+    episodes of their own (renumbered in part order), the days are the union. The parts must share
+    the feature spec, the mask layout, the catalog and the reward components; queries are kept only
+    when every part has them."""
+    import pandas as pd
+
+    if not parts:
+        raise ValueError("nothing to concatenate")
+    first = parts[0]
+    for part in parts[1:]:
+        if part.feature_spec_version != first.feature_spec_version:
+            raise DataContractError(f"cannot join transitions of feature specs {first.feature_spec_version} "
+                                    f"and {part.feature_spec_version}")
+        if part.layout != "mask" or first.layout != "mask" or part.n_actions != first.n_actions:
+            raise DataContractError("can only join transitions in the mask layout over the same catalog")
+        if sorted(part.components) != sorted(first.components):
+            raise DataContractError(f"cannot join transitions with reward components {sorted(first.components)} "
+                                    f"and {sorted(part.components)}")
+    episode_ids, offset = [], 0
+    for part in parts:
+        _, codes = np.unique(np.asarray(part.episode_ids), return_inverse=True)
+        codes = codes.reshape(-1)  # rows stay grouped by episode, so each episode keeps one code
+        episode_ids.append(codes + offset)
+        offset += int(codes.max()) + 1 if len(codes) else 0
+
+    def joined(name: str) -> np.ndarray:
+        return np.concatenate([np.asarray(getattr(p, name)) for p in parts])
+
+    def labels(name: str) -> Any:
+        values = [getattr(p, name) for p in parts]
+        return pd.Categorical(np.concatenate([np.asarray(v, dtype=object) for v in values]))
+
+    return Transitions(
+        episode_ids=np.concatenate(episode_ids).astype(np.int32 if offset < 2**31 else np.int64),
+        steps=joined("steps"), states=joined("states").astype(np.float32, copy=False), masks=joined("masks"),
+        actions=joined("actions"), propensities=joined("propensities"),
+        rewards=joined("rewards").astype(np.float32, copy=False), terminals=joined("terminals").astype(np.float32, copy=False),
+        buckets=labels("buckets"), strata=labels("strata"), feature_spec_version=first.feature_spec_version,
+        days=tuple(sorted({d for p in parts for d in p.days})),
+        components={c: np.concatenate([p.components[c] for p in parts]) for c in first.components},
+        queries=(pd.Categorical(np.concatenate([np.asarray(p.queries, dtype=object) for p in parts]))
+                 if all(p.queries is not None for p in parts) else None),
+    )
+
+
 def mask_to_ids(masks: np.ndarray) -> np.ndarray:
     """Candidate masks `(n, n_actions)` as ids `(n, max candidates)`, ascending, padded with -1."""
     masks = np.asarray(masks) > 0.5

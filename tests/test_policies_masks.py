@@ -180,6 +180,30 @@ def test_take_episodes_copies_whole_episodes_in_the_asked_order():
     assert sample.n_episodes == 3 and sample.terminals.sum() == 3
 
 
+def test_concat_transitions_keeps_each_parts_episodes_apart():
+    import dataclasses
+
+    from hintrl.errors import DataContractError
+    from offline_rl.dataset import concat_transitions
+
+    logs, _ = _two_step_episodes(3)
+    redrawn, _ = _two_step_episodes(2, seed=1)
+    # The same episode ids in both parts (as a redrawn day has) must still be different episodes.
+    redrawn = dataclasses.replace(redrawn, days=("2026-11-02",), components={})
+    logs = dataclasses.replace(logs, components={})
+    joined = concat_transitions([logs, redrawn])
+    assert len(joined) == 10 and joined.n_episodes == 5
+    np.testing.assert_array_equal(joined.episode_ids, [0, 0, 1, 1, 2, 2, 3, 3, 4, 4])
+    np.testing.assert_array_equal(joined.actions, np.r_[logs.actions, redrawn.actions])
+    np.testing.assert_array_equal(joined.masks, np.r_[logs.masks, redrawn.masks])
+    assert joined.days == ("2026-11-01", "2026-11-02") and joined.terminals.sum() == 5
+    assert list(joined.buckets) == ["explore"] * 10 and joined.states.dtype == np.float32
+    with pytest.raises(DataContractError, match="feature specs"):
+        concat_transitions([logs, dataclasses.replace(redrawn, feature_spec_version="other")])
+    with pytest.raises(DataContractError, match="reward components"):
+        concat_transitions([logs, dataclasses.replace(redrawn, components={"hint_click": np.zeros(4)})])
+
+
 def test_refit_intervals_carry_the_fits_own_error():
     import dataclasses
 
