@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import os
 import sys
 import tempfile
 import time
@@ -34,10 +33,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 def main() -> None:
     import numpy as np
     import torch
-    from served_quality import ServedQuality
+    from served_quality import ServedQuality, add_served_arguments, default_variants
 
     from feature_store.catalog import catalog_spec
-    from hintrl.config import HintrlConfig, setting_arg
+    from hintrl.config import HintrlConfig
     from hintrl.dates import parse_ds
     from hintrl.lake import Lake
     from offline_rl.baselines import fit_thompson, state_segments
@@ -46,17 +45,10 @@ def main() -> None:
     from simulator.ground_truth import REDRAW_DAY_INDEX, Deployment, redraw_transitions
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--home", default=os.environ.get("HINTRL_HOME", ".hintrl"))
-    parser.add_argument("--ds", default="2026-11-08", help="the nightly whose training and held-out days to use")
-    parser.add_argument("--days", type=int, default=10, help="days of rollout from --ds for the truth")
+    add_served_arguments(parser, days=10)
     parser.add_argument("--run", default="2026-11-01", help="first day of the run that wrote the logs")
     parser.add_argument("--redraws", type=int, nargs="+", default=[0, 3, 9],
                         help="redraws of each training day added to the logs (0: the logs alone)")
-    parser.add_argument("--variant", action="append", default=None, help="algo[:cql_alpha], repeatable")
-    parser.add_argument("--temperatures", type=float, nargs="+", default=None)
-    parser.add_argument("--seeds", type=int, nargs="+", default=[1])
-    parser.add_argument("--set", action="append", type=setting_arg, metavar="SECTION.KEY=VALUE", default=[],
-                        help="a setting of hintrl/config.py, as for hintrl")
     args = parser.parse_args()
     cfg = HintrlConfig(home=Path(args.home)).with_settings(dict(args.set), "--set")
     if min(args.redraws) < 0:
@@ -88,7 +80,7 @@ def main() -> None:
               f"({time.time() - started:.0f} s)", flush=True)
 
     segment_of, n_segments = state_segments([f.name for f in spec.state], ("gender_f", "gender_m"))
-    variants = args.variant or [f"{a}:{cfg.train.cql_alpha}" if a == "cql" else a for a in cfg.train.algos]
+    variants = args.variant or default_variants(cfg)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for k in sorted(set(args.redraws)):

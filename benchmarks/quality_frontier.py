@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import os
 import sys
 import tempfile
 from pathlib import Path
@@ -33,24 +32,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 def main() -> None:
     import numpy as np
     import torch
-    from served_quality import ServedQuality
+    from served_quality import ServedQuality, add_served_arguments, default_variants
 
     from feature_store.catalog import catalog_spec
-    from hintrl.config import HintrlConfig, setting_arg
+    from hintrl.config import HintrlConfig
     from hintrl.lake import Lake
     from offline_rl.baselines import fit_thompson, state_segments
     from offline_rl.dataset import load_transitions
     from offline_rl.train import load_policy, train_policy
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--home", default=os.environ.get("HINTRL_HOME", ".hintrl"))
-    parser.add_argument("--ds", default="2026-11-08", help="the nightly whose training and held-out days to use")
-    parser.add_argument("--days", type=int, default=5, help="days of rollout from --ds for the truth")
-    parser.add_argument("--variant", action="append", default=None, help="algo[:cql_alpha], repeatable")
-    parser.add_argument("--temperatures", type=float, nargs="+", default=None)
-    parser.add_argument("--seeds", type=int, nargs="+", default=[1])
-    parser.add_argument("--set", action="append", type=setting_arg, metavar="SECTION.KEY=VALUE", default=[],
-                        help="a setting of hintrl/config.py, as for hintrl (e.g. ope.eval_days=2, train.train_days=5)")
+    add_served_arguments(parser, days=5, set_help="e.g. ope.eval_days=2, train.train_days=5")
     parser.add_argument("--anchors", type=float, nargs="+", default=None,
                         help="train.behavior_anchor weights to serve each variant at (default: the configured one)")
     args = parser.parse_args()
@@ -76,7 +68,7 @@ def main() -> None:
         policy.name = name
         rows.append({"variant": name, "temperature": None, "anchor": None, "runs": [measure(policy)]})
     with tempfile.TemporaryDirectory() as tmp:
-        for variant in args.variant or [f"{a}:{cfg.train.cql_alpha}" if a == "cql" else a for a in cfg.train.algos]:
+        for variant in args.variant or default_variants(cfg):
             algo, _, alpha = variant.partition(":")
             # Trained once per seed with the largest anchor, so that its behaviour model is staged;
             # the same Q-network and behaviour model are then served at every anchor weight.

@@ -8,11 +8,13 @@ champion). The held-out days, the behaviour's estimate and the baseline's truth 
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
+import os
 from typing import Any
 
 from feature_store.registry import FeatureSpec
-from hintrl.config import HintrlConfig
+from hintrl.config import HintrlConfig, setting_arg
 from hintrl.lake import Lake
 from offline_rl.dataset import load_transitions
 from offline_rl.evaluate import (
@@ -55,3 +57,21 @@ class ServedQuality:
         failed = [r.removeprefix("failed: ") for r in decision.reasons if not decision.promote]
         return {"ratio": truth.hint_ctr.value / self.baseline, "ess": gate.effective_sample_size, "low": gate.low,
                 "promoted": decision.promote, "failed": failed}
+
+
+def add_served_arguments(parser: argparse.ArgumentParser, days: int, set_help: str = "") -> None:
+    """The options every benchmark that trains and serves policies takes: the home, the nightly,
+    the days of truth, the variants (`algo[:cql_alpha]`), the temperatures, the seeds and settings."""
+    parser.add_argument("--home", default=os.environ.get("HINTRL_HOME", ".hintrl"))
+    parser.add_argument("--ds", default="2026-11-08", help="the nightly whose training and held-out days to use")
+    parser.add_argument("--days", type=int, default=days, help="days of rollout from --ds for the truth")
+    parser.add_argument("--variant", action="append", default=None, help="algo[:cql_alpha], repeatable")
+    parser.add_argument("--temperatures", type=float, nargs="+", default=None)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1])
+    parser.add_argument("--set", action="append", type=setting_arg, metavar="SECTION.KEY=VALUE", default=[],
+                        help="a setting of hintrl/config.py, as for hintrl" + (f" ({set_help})" if set_help else ""))
+
+
+def default_variants(cfg: HintrlConfig) -> list[str]:
+    """The nightly's algorithms as variants, CQL at its configured alpha."""
+    return [f"{a}:{cfg.train.cql_alpha}" if a == "cql" else a for a in cfg.train.algos]
