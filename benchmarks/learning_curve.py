@@ -33,7 +33,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 def main() -> None:
     import numpy as np
     import torch
-    from served_quality import ServedQuality, add_served_arguments, default_variants
+    from served_quality import (
+        ServedQuality,
+        add_served_arguments,
+        default_variants,
+        parse_variant,
+    )
 
     from feature_store.catalog import catalog_spec
     from hintrl.config import HintrlConfig
@@ -91,8 +96,7 @@ def main() -> None:
             rows.append({"redraws": k, "transitions": len(data), "variant": thompson.name, "temperature": None,
                          "runs": [quality.measure(thompson)]})
             for variant in variants:
-                algo, _, alpha = variant.partition(":")
-                settings = {"cql_alpha": float(alpha)} if alpha else {}
+                algo, settings = parse_variant(variant)
                 runs: dict[float, list[dict]] = {t: [] for t in temperatures}
                 for seed in args.seeds:
                     out = Path(tmp) / f"{k}-{algo}-{seed}"

@@ -32,7 +32,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 def main() -> None:
     import numpy as np
     import torch
-    from served_quality import ServedQuality, add_served_arguments, default_variants
+    from served_quality import (
+        ServedQuality,
+        add_served_arguments,
+        default_variants,
+        parse_variant,
+    )
 
     from feature_store.catalog import catalog_spec
     from hintrl.config import HintrlConfig
@@ -69,10 +74,9 @@ def main() -> None:
         rows.append({"variant": name, "temperature": None, "anchor": None, "runs": [measure(policy)]})
     with tempfile.TemporaryDirectory() as tmp:
         for variant in args.variant or default_variants(cfg):
-            algo, _, alpha = variant.partition(":")
+            algo, settings = parse_variant(variant)
             # Trained once per seed with the largest anchor, so that its behaviour model is staged;
             # the same Q-network and behaviour model are then served at every anchor weight.
-            settings = {"cql_alpha": float(alpha)} if alpha else {}
             settings["behavior_anchor"] = max(anchors)
             runs: dict[tuple[float, float], list[dict]] = {(a, t): [] for a in anchors for t in temperatures}
             for seed in args.seeds:

@@ -75,3 +75,9 @@ def add_served_arguments(parser: argparse.ArgumentParser, days: int, set_help: s
 def default_variants(cfg: HintrlConfig) -> list[str]:
     """The nightly's algorithms as variants, CQL at its configured alpha."""
     return [f"{a}:{cfg.train.cql_alpha}" if a == "cql" else a for a in cfg.train.algos]
+
+
+def parse_variant(variant: str) -> tuple[str, dict[str, float]]:
+    """`algo[:cql_alpha]` (as `default_variants` writes it) as the algorithm and its train settings."""
+    algo, _, alpha = variant.partition(":")
+    return algo, {"cql_alpha": float(alpha)} if alpha else {}
