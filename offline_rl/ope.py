@@ -19,6 +19,16 @@ Estimators (Precup et al. 2000; Thomas 2015):
   wdr       [num = w_t (r - q), den = w_t] + [num = w_{t-1} v, den = w_{t-1}]   (Thomas & Brunskill 2016)
   dm        num = v at t = 0,       den = 1             the direct method
 where q = Q(s_t, a_t) and v = E_pi Q(s_t, .) come from a model of the target policy's value.
+
+The importance-weighted estimators' intervals are the bootstrap's percentiles with the upper end
+raised by the weight mass the logs did not see. Under the logging policy every step's weights
+have mean exactly 1 (w_{i,t}, frozen after an episode ends; W_i); a sample whose mean weight at
+step t is m_t < 1 lacks mass 1 - m_t, which sits on trajectories too unlikely under the logs to
+appear, and a resample of the sample cannot show it. The upper end lets that mass earn the largest
+reward seen at the step (the largest return, for the trajectory-wise estimators) where the
+estimate gives it none (is, pdis) or the seen average (wis, wpdis). The lower end is left to the
+bootstrap: with rewards >= 0 the missing mass can only raise is and pdis, and the gate's lower
+bound (wpdis) lies above the truth less often than its level allows (README, OPE accuracy).
 """
 
 from __future__ import annotations
@@ -197,6 +207,11 @@ class RatioEstimator:
         """Percentile bootstrap over episodes."""
         return bootstrap_intervals(ep, [self], n_bootstrap, confidence, seed)[self.name]
 
+    def unseen_mass_allowance(self, ep: Episodes) -> float:
+        """What the interval's upper end adds for the weight mass the logs did not see (module
+        docstring); 0 for the estimators that are not importance-weighted means."""
+        return 0.0
+
     def per_episode(self, ep: Episodes) -> np.ndarray | None:
         """Each episode's discounted contribution when the estimate is their plain mean (no
         self-normalisation), else None."""
@@ -284,10 +299,17 @@ def bootstrap_intervals(ep: Episodes, estimators: list["RatioEstimator"], n_boot
             values[name].append(np.atleast_1d(v))
     alpha = (1.0 - confidence) / 2.0
     out = {}
-    for name, parts in values.items():
-        low, high = np.quantile(np.concatenate(parts), [alpha, 1.0 - alpha])
-        out[name] = (float(low), float(high))
+    for e in estimators:
+        low, high = np.quantile(np.concatenate(values[e.name]), [alpha, 1.0 - alpha])
+        out[e.name] = (float(low), float(high) + e.unseen_mass_allowance(ep))
     return out
+
+
+def _unseen_mass(weights: np.ndarray, best: np.ndarray, credited: np.ndarray, discount: np.ndarray) -> float:
+    """sum_t discount_t * (1 - mean weight_t)+ * (best_t - credited_t)+: the missing weight mass of
+    each step earning the best reward seen instead of what the estimate credits it with."""
+    missing = np.maximum(0.0, 1.0 - weights.mean(axis=0))
+    return float((missing * np.maximum(0.0, best - credited)) @ discount)
 
 
 def estimate_all(ep: Episodes, names: tuple[str, ...], gamma: float = 1.0, n_bootstrap: int = 1000,
@@ -315,6 +337,10 @@ class TrajectoryIS(RatioEstimator):
         w = ep.trajectory_weights[:, None]
         return [(w * ep.rewards, None)]
 
+    def unseen_mass_allowance(self, ep: Episodes) -> float:
+        returns = ep.rewards @ (self.gamma ** np.arange(ep.rewards.shape[1]))
+        return _unseen_mass(ep.trajectory_weights[:, None], returns.max(keepdims=True), np.zeros(1), np.ones(1))
+
 
 class WeightedIS(RatioEstimator):
     name = "wis"
@@ -323,12 +349,22 @@ class WeightedIS(RatioEstimator):
         w = np.broadcast_to(ep.trajectory_weights[:, None], ep.rewards.shape)
         return [(w * ep.rewards, np.array(w))]
 
+    def unseen_mass_allowance(self, ep: Episodes) -> float:
+        returns = ep.rewards @ (self.gamma ** np.arange(ep.rewards.shape[1]))
+        value = np.array([self.estimate_policy_value(ep)])
+        return _unseen_mass(ep.trajectory_weights[:, None], returns.max(keepdims=True), value, np.ones(1))
+
 
 class PerDecisionIS(RatioEstimator):
     name = "pdis"
 
     def terms(self, ep: Episodes) -> list[tuple[np.ndarray, np.ndarray | None]]:
         return [(ep.cumulative_weights * ep.rewards, None)]
+
+    def unseen_mass_allowance(self, ep: Episodes) -> float:
+        horizon = ep.rewards.shape[1]
+        return _unseen_mass(ep.cumulative_weights, ep.rewards.max(axis=0), np.zeros(horizon),
+                            self.gamma ** np.arange(horizon))
 
 
 class WeightedPerDecisionIS(RatioEstimator):
@@ -337,6 +373,12 @@ class WeightedPerDecisionIS(RatioEstimator):
     def terms(self, ep: Episodes) -> list[tuple[np.ndarray, np.ndarray | None]]:
         w = ep.cumulative_weights
         return [(w * ep.rewards, w)]
+
+    def unseen_mass_allowance(self, ep: Episodes) -> float:
+        w = ep.cumulative_weights
+        mass = w.sum(axis=0)
+        step_values = (w * ep.rewards).sum(axis=0) / np.where(mass > 0, mass, 1.0)
+        return _unseen_mass(w, ep.rewards.max(axis=0), step_values, self.gamma ** np.arange(w.shape[1]))
 
 
 def _models(ep: Episodes, name: str) -> tuple[np.ndarray, np.ndarray]:

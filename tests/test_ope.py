@@ -193,3 +193,77 @@ def test_shared_bootstrap_replicates_give_each_estimator_its_own_interval():
         alone = ESTIMATORS[name](1.0).estimate(ep, n_bootstrap=200, seed=3)
         assert (together[name].low, together[name].high, together[name].value) == pytest.approx((alone.low, alone.high, alone.value))
         assert together[name].low < together[name].value < together[name].high
+
+
+# Weights whose mean falls short of 1 (a sample lacking the logs' rare, heavily weighted steps):
+#   E1 r=[1, 0]  mu=[.5, .5]  pi=[.25, .5]  cumulative [.5, .5]  W=.5  G=1
+#   E2 r=[0]     mu=[.5]      pi=[.5]       cumulative [1] (padded [1, 1])  W=1  G=0
+#   E3 r=[0, 1]  mu=[.5, .5]  pi=[.25, .5]  cumulative [.5, .5]  W=.5  G=1
+# Mean weight 2/3 at each step: mass 1/3 unseen; the largest reward seen is 1 at each step, the
+# largest return 1.
+SHORT = dict(episode_ids=np.array([1, 1, 2, 3, 3]), steps=np.array([0, 1, 0, 0, 1]),
+             rewards=np.array([1.0, 0, 0, 0, 1]), behavior_probs=np.full(5, 0.5),
+             target_probs=np.array([0.25, 0.5, 0.5, 0.25, 0.5]))
+
+
+@pytest.mark.parametrize(
+    "estimator, gamma, expected",
+    [
+        (TrajectoryIS, 1.0, 1 / 3 * 1),  # missing mass x (largest return - 0)
+        (WeightedIS, 1.0, 1 / 3 * (1 - 0.5)),  # WIS = (.5 + .5) / 2 = .5 credits it the mean
+        (PerDecisionIS, 1.0, 1 / 3 + 1 / 3),  # per step: 1/3 x (1 - 0)
+        (PerDecisionIS, 0.5, 1 / 3 + 0.5 / 3),
+        (WeightedPerDecisionIS, 1.0, 2 * 1 / 3 * (1 - 0.25)),  # step values .5/2 = .25
+        (BehaviorValue, 1.0, 0.0),
+    ],
+)
+def test_unseen_weight_mass_allowance_by_hand(estimator, gamma, expected):
+    ep = Episodes.from_steps(**SHORT)
+    assert estimator(gamma).unseen_mass_allowance(ep) == pytest.approx(expected)
+
+
+def test_no_allowance_when_the_weights_mean_reaches_one(episodes):
+    # The fixture's mean weights are 1.5, 1.5 and 5/3; on-policy they are exactly 1.
+    on_policy = Episodes.from_steps(IDS, STEPS, R, MU, MU)
+    for estimator in (TrajectoryIS, WeightedIS, PerDecisionIS, WeightedPerDecisionIS):
+        assert estimator().unseen_mass_allowance(episodes) == 0.0
+        assert estimator().unseen_mass_allowance(on_policy) == 0.0
+
+
+def test_the_allowance_raises_only_the_upper_end():
+    ep = Episodes.from_steps(**SHORT)
+
+    class PlainWPDIS(WeightedPerDecisionIS):
+        def unseen_mass_allowance(self, ep):
+            return 0.0
+
+    low, high = WeightedPerDecisionIS().estimate_interval(ep, n_bootstrap=300, seed=2)
+    plain_low, plain_high = PlainWPDIS().estimate_interval(ep, n_bootstrap=300, seed=2)
+    assert low == plain_low
+    assert high == pytest.approx(plain_high + 0.5)
+
+
+def test_the_allowance_restores_coverage_where_the_rare_rewarded_action_is_missing():
+    # One step; the logs show a rare action (b = .05, reward 1) that the target plays half the
+    # time, besides a common one (b = .95, reward ~ Bernoulli(.3)): truth .5 * .3 + .5 * 1 = .65.
+    # In 40 episodes the rare action is absent about one time in eight, and then the percentile
+    # interval sits near .3, well under the truth.
+    rng = np.random.default_rng(5)
+    covered, plain_covered = 0, 0
+    trials, n = 200, 40
+
+    class PlainWPDIS(WeightedPerDecisionIS):
+        def unseen_mass_allowance(self, ep):
+            return 0.0
+
+    for trial in range(trials):
+        rare = rng.random(n) < 0.05
+        rewards = np.where(rare, 1.0, (rng.random(n) < 0.3).astype(float))
+        ep = Episodes.from_steps(np.arange(n), np.zeros(n, dtype=int), rewards, np.where(rare, 0.05, 0.95),
+                                 np.full(n, 0.5))
+        low, high = WeightedPerDecisionIS().estimate_interval(ep, n_bootstrap=200, seed=trial)
+        plain_low, plain_high = PlainWPDIS().estimate_interval(ep, n_bootstrap=200, seed=trial)
+        covered += low <= 0.65 <= high
+        plain_covered += plain_low <= 0.65 <= plain_high
+    assert plain_covered / trials < 0.9
+    assert covered / trials >= 0.95
