@@ -204,7 +204,7 @@ class RatioEstimator:
     def estimate_interval(
         self, ep: Episodes, n_bootstrap: int = 1000, confidence: float = 0.95, seed: int = 0
     ) -> tuple[float, float]:
-        """Percentile bootstrap over episodes."""
+        """Percentile bootstrap over episodes, the upper end raised by `unseen_mass_allowance`."""
         return bootstrap_intervals(ep, [self], n_bootstrap, confidence, seed)[self.name]
 
     def unseen_mass_allowance(self, ep: Episodes) -> float:
