@@ -191,8 +191,12 @@ class RatioEstimator:
         """The per-episode weights the diagnostics describe."""
         return ep.trajectory_weights
 
+    def discount(self, horizon: int) -> np.ndarray:
+        """gamma^t for t = 0 .. horizon - 1."""
+        return self.gamma ** np.arange(horizon)
+
     def _combine(self, num: np.ndarray, den: np.ndarray) -> np.ndarray:
-        discount = self.gamma ** np.arange(num.shape[-1])
+        discount = self.discount(num.shape[-1])
         with np.errstate(invalid="ignore", divide="ignore"):
             per_step = np.where(den > 0, num / np.where(den > 0, den, 1.0), 0.0)
         return per_step @ discount
@@ -218,7 +222,7 @@ class RatioEstimator:
         terms = self.terms(ep)
         if len(terms) != 1 or terms[0][1] is not None:
             return None
-        return terms[0][0] @ (self.gamma ** np.arange(ep.rewards.shape[1]))
+        return terms[0][0] @ self.discount(ep.rewards.shape[1])
 
     def estimate(self, ep: Episodes, n_bootstrap: int = 1000, confidence: float = 0.95, seed: int = 0,
                  interval: tuple[float, float] | None = None) -> Estimate:
@@ -312,6 +316,12 @@ def _unseen_mass(weights: np.ndarray, best: np.ndarray, credited: np.ndarray, di
     return float((missing * np.maximum(0.0, best - credited)) @ discount)
 
 
+def _unseen_trajectory_mass(ep: Episodes, discount: np.ndarray, credited: float) -> float:
+    """`_unseen_mass` of the trajectory weights, the missing mass earning the largest return seen."""
+    best_return = (ep.rewards @ discount).max(keepdims=True)
+    return _unseen_mass(ep.trajectory_weights[:, None], best_return, np.array([credited]), np.ones(1))
+
+
 def estimate_all(ep: Episodes, names: tuple[str, ...], gamma: float = 1.0, n_bootstrap: int = 1000,
                  confidence: float = 0.95, seed: int = 0) -> dict[str, Estimate]:
     """Every named estimator with its diagnostics and bootstrap interval (replicates shared)."""
@@ -338,8 +348,7 @@ class TrajectoryIS(RatioEstimator):
         return [(w * ep.rewards, None)]
 
     def unseen_mass_allowance(self, ep: Episodes) -> float:
-        returns = ep.rewards @ (self.gamma ** np.arange(ep.rewards.shape[1]))
-        return _unseen_mass(ep.trajectory_weights[:, None], returns.max(keepdims=True), np.zeros(1), np.ones(1))
+        return _unseen_trajectory_mass(ep, self.discount(ep.rewards.shape[1]), 0.0)
 
 
 class WeightedIS(RatioEstimator):
@@ -350,9 +359,7 @@ class WeightedIS(RatioEstimator):
         return [(w * ep.rewards, np.array(w))]
 
     def unseen_mass_allowance(self, ep: Episodes) -> float:
-        returns = ep.rewards @ (self.gamma ** np.arange(ep.rewards.shape[1]))
-        value = np.array([self.estimate_policy_value(ep)])
-        return _unseen_mass(ep.trajectory_weights[:, None], returns.max(keepdims=True), value, np.ones(1))
+        return _unseen_trajectory_mass(ep, self.discount(ep.rewards.shape[1]), self.estimate_policy_value(ep))
 
 
 class PerDecisionIS(RatioEstimator):
@@ -363,8 +370,7 @@ class PerDecisionIS(RatioEstimator):
 
     def unseen_mass_allowance(self, ep: Episodes) -> float:
         horizon = ep.rewards.shape[1]
-        return _unseen_mass(ep.cumulative_weights, ep.rewards.max(axis=0), np.zeros(horizon),
-                            self.gamma ** np.arange(horizon))
+        return _unseen_mass(ep.cumulative_weights, ep.rewards.max(axis=0), np.zeros(horizon), self.discount(horizon))
 
 
 class WeightedPerDecisionIS(RatioEstimator):
@@ -378,7 +384,7 @@ class WeightedPerDecisionIS(RatioEstimator):
         w = ep.cumulative_weights
         mass = w.sum(axis=0)
         step_values = (w * ep.rewards).sum(axis=0) / np.where(mass > 0, mass, 1.0)
-        return _unseen_mass(w, ep.rewards.max(axis=0), step_values, self.gamma ** np.arange(w.shape[1]))
+        return _unseen_mass(w, ep.rewards.max(axis=0), step_values, self.discount(w.shape[1]))
 
 
 def _models(ep: Episodes, name: str) -> tuple[np.ndarray, np.ndarray]:

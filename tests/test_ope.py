@@ -230,13 +230,15 @@ def test_no_allowance_when_the_weights_mean_reaches_one(episodes):
         assert estimator().unseen_mass_allowance(on_policy) == 0.0
 
 
+class PlainWPDIS(WeightedPerDecisionIS):
+    """WPDIS with the plain percentile interval."""
+
+    def unseen_mass_allowance(self, ep):
+        return 0.0
+
+
 def test_the_allowance_raises_only_the_upper_end():
     ep = Episodes.from_steps(**SHORT)
-
-    class PlainWPDIS(WeightedPerDecisionIS):
-        def unseen_mass_allowance(self, ep):
-            return 0.0
-
     low, high = WeightedPerDecisionIS().estimate_interval(ep, n_bootstrap=300, seed=2)
     plain_low, plain_high = PlainWPDIS().estimate_interval(ep, n_bootstrap=300, seed=2)
     assert low == plain_low
@@ -251,11 +253,6 @@ def test_the_allowance_restores_coverage_where_the_rare_rewarded_action_is_missi
     rng = np.random.default_rng(5)
     covered, plain_covered = 0, 0
     trials, n = 200, 40
-
-    class PlainWPDIS(WeightedPerDecisionIS):
-        def unseen_mass_allowance(self, ep):
-            return 0.0
-
     for trial in range(trials):
         rare = rng.random(n) < 0.05
         rewards = np.where(rare, 1.0, (rng.random(n) < 0.3).astype(float))
