@@ -210,8 +210,9 @@ class OPEConfig:
     fqe_embedding_dim: int = 32  # for catalogs evaluated with the action-embedding network
     # Intervals of DM, DR and WDR: n > 0 refits FQE on n bootstrap resamples of the episodes and
     # takes each estimator's standard error from the spread of its n values (n more FQE fits per
-    # policy); 0 resamples the episodes with the fitted Q held fixed (cheap, but blind to the fit's
-    # own error: such a DM interval covered 44% of the truths, README, OPE accuracy).
+    # policy), the interval widened to hold the percentile one with the fit held fixed; 0
+    # resamples the episodes with the fitted Q held fixed only (cheap, but blind to the fit's own
+    # error: such a DM interval covered 44% of the truths, README, OPE accuracy).
     fqe_refits: int = 5
     # The behaviour probability of each logged action: "logged" (the propensity the logs carry) or
     # "estimated" (behaviour cloning fit on the evaluated day: for logs without propensities, or to

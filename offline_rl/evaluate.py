@@ -102,7 +102,11 @@ def refit_intervals(policy: Policy, data: Transitions, target: np.ndarray, estim
     `cfg.fqe_refits` bootstrap resamples of the episodes (each with its own seed), every estimator
     is computed on its resample, and the interval is the full-data estimate +- t * the standard
     deviation of those values (Efron's bootstrap standard error, `refit_interval`; a handful of
-    refits estimate a spread well, not the tails a percentile interval would need)."""
+    refits estimate a spread well, not the tails a percentile interval would need). It is then
+    widened to hold the estimate's interval in `estimates` too, the percentile bootstrap with the
+    full-data fit held fixed: that one misses the fit's error, the refits miss the sampling tail
+    that 5 resamples rarely reach (DR and WDR covered 91% of redraws with the refits alone, 95%
+    with both; README, OPE accuracy)."""
     from offline_rl.fqe import fit_fqe
 
     estimators = [ESTIMATORS[name](cfg.gamma) for name in DR_ESTIMATORS]
@@ -116,20 +120,25 @@ def refit_intervals(policy: Policy, data: Transitions, target: np.ndarray, estim
         ep = _episodes(sample, target[data.episode_rows(resample)[0]], fitted=fitted)
         for e in estimators:
             values[e.name].append(e.estimate_policy_value(ep))
-    return {name: refit_interval(estimates[name].value, v, cfg.confidence) for name, v in values.items()}
+    return {name: refit_interval(estimates[name].value, v, cfg.confidence, (estimates[name].low, estimates[name].high))
+            for name, v in values.items()}
 
 
-def refit_interval(value: float, refit_values: list[float] | np.ndarray, confidence: float) -> tuple[float, float]:
+def refit_interval(value: float, refit_values: list[float] | np.ndarray, confidence: float,
+                   fixed_fit: tuple[float, float] | None = None) -> tuple[float, float]:
     """value +- t * the standard deviation of the refits' values, t Student's quantile with
     (refits - 1) degrees of freedom: with a handful of refits the spread is itself uncertain, and a
-    normal quantile would state more confidence than 5 fits can give."""
+    normal quantile would state more confidence than 5 fits can give. Widened to hold `fixed_fit`,
+    the interval with the fit held fixed, where given (`refit_intervals`)."""
     from scipy.stats import t as student_t
 
     samples = np.asarray(refit_values, dtype=np.float64)
     if len(samples) < 2:
         raise ValueError("an interval from refits needs at least two of them")
     half = float(student_t.ppf(0.5 + confidence / 2.0, df=len(samples) - 1)) * float(np.std(samples, ddof=1))
-    return value - half, value + half
+    if fixed_fit is None:
+        return value - half, value + half
+    return min(value - half, fixed_fit[0]), max(value + half, fixed_fit[1])
 
 
 def _episodes(data: Transitions, target_probs: np.ndarray, rewards: np.ndarray | None = None,

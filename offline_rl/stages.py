@@ -134,7 +134,7 @@ def evaluate_stage(cfg: HintrlConfig, ds: str, progress: Progress = print) -> di
         "behavior_propensity": cfg.ope.behavior_propensity,
         # How the DM / DR / WDR intervals were drawn (ope.fqe_refits): "fit held fixed" ones
         # understate the uncertainty of those estimators.
-        "model_based_intervals": f"{cfg.ope.fqe_refits} FQE refits" if cfg.ope.fqe_refits else "fit held fixed",
+        "model_based_intervals": f"{cfg.ope.fqe_refits} FQE refits and the fit held fixed" if cfg.ope.fqe_refits else "fit held fixed",
         "eval_transitions": len(data),
         "eval_episodes": data.n_episodes,
         "feature_spec_version": data.feature_spec_version,

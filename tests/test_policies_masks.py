@@ -221,9 +221,12 @@ def test_refit_intervals_carry_the_fits_own_error():
     for name in ("dm", "dr", "wdr"):
         assert refit[name].value == pytest.approx(fixed[name].value)  # the point estimate is the full-data fit's
         assert refit[name].low < refit[name].value < refit[name].high
-        assert refit[name].value - refit[name].low == pytest.approx(refit[name].high - refit[name].value)
-    # Every episode starts in the same state: with the fit held fixed DM has no spread at all.
+        # It holds the interval with the fit held fixed (the same bootstrap replicates).
+        assert refit[name].low <= fixed[name].low and fixed[name].high <= refit[name].high
+    # Every episode starts in the same state: with the fit held fixed DM has no spread at all, so
+    # its interval is the refits' alone, symmetric about the estimate.
     assert fixed["dm"].high - fixed["dm"].low < 1e-6 < refit["dm"].high - refit["dm"].low
+    assert refit["dm"].value - refit["dm"].low == pytest.approx(refit["dm"].high - refit["dm"].value)
     assert refit["wpdis"] == fixed["wpdis"]  # the importance-sampling estimators are untouched
     with pytest.raises(ValueError, match="fqe_refits"):
         OPEConfig(fqe_refits=1)
@@ -239,6 +242,9 @@ def test_refit_interval_is_student_t_on_the_refits_spread():
     # Five refits at 90%: t(0.95, 4 df) = 2.131847, wider than the normal 1.645 a few fits cannot support.
     low, high = refit_interval(0.0, [0.0, 0.0, 0.0, 0.0, 1.0], 0.90)
     assert high == pytest.approx(2.131847 * 0.2 ** 0.5, abs=1e-5) and low == pytest.approx(-high)
+    # Widened to hold the interval with the fit held fixed, on each side only where that one reaches further.
+    assert refit_interval(10.0, [1.0, 2.0, 3.0, 4.0], 0.95, (2.0, 11.0)) == pytest.approx((2.0, 10.0 + half), abs=1e-5)
+    assert refit_interval(10.0, [1.0, 2.0, 3.0, 4.0], 0.95, (9.0, 20.0)) == pytest.approx((10.0 - half, 20.0), abs=1e-5)
     with pytest.raises(ValueError, match="two"):
         refit_interval(0.0, [1.0], 0.95)
 
