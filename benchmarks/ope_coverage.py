@@ -32,6 +32,12 @@ per episode, so that carry-over is the one part of a deployment no estimate on l
     .venv/bin/python benchmarks/ope_coverage.py --home .hintrl --ds 2026-11-08 --day 2026-11-13 --redraws 200
     .venv/bin/python benchmarks/ope_coverage.py --home .hintrl --redraws 40 --fqe --policies cql dqn
 
+`--save FILE.jsonl` keeps each finished redraw (and the truths) in FILE, so that a long run
+(`--fqe` on 200 redraws takes hours) can be stopped and started again with the same command: it
+picks up after the last redraw saved, with the saved truths, and refuses a FILE written with
+other settings. Every redraw is seeded by its own index, so a run in pieces gives the rows of a
+run in one go. `--report-only` prints the tables of the redraws saved so far.
+
 (the lake of `ope_accuracy.py`'s set-up: the nightly of 2026-11-08 and a simulation run from
 2026-11-01 carried past the held-out day; only the nightly's policies and the simulator are read).
 """
@@ -50,6 +56,38 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 ESS_BANDS = (0.0, 50.0, 100.0, 200.0, 400.0, float("inf"))
 
 
+def load_saved(path: Path, settings: dict) -> tuple[dict | None, dict[int, dict]]:
+    """The saved truths and redraws of `path` (none if it does not exist); exits on other settings.
+
+    A last line cut short (the run killed while writing it) is dropped, and the file rewritten
+    without it, so that the redraw is run again.
+    """
+    if not path.exists():
+        return None, {}
+    lines = path.read_text().splitlines()
+    try:
+        header = json.loads(lines[0])["header"]
+    except (IndexError, ValueError, KeyError, TypeError):
+        sys.exit(f"--save {path}: not a file this benchmark wrote (no header line); choose another path")
+    differs = {k: (header["settings"].get(k), v) for k, v in settings.items() if header["settings"].get(k) != v}
+    if differs:
+        sys.exit(f"--save {path} was written with other settings ("
+                 + "; ".join(f"{k}: saved {a!r}, now {b!r}" for k, (a, b) in differs.items())
+                 + "): run with those, or choose another path")
+    redraws = {}
+    for i, line in enumerate(lines[1:], start=2):
+        try:
+            record = json.loads(line)
+        except ValueError:
+            if i != len(lines):
+                sys.exit(f"--save {path}: line {i} is not JSON; the file is damaged")
+            print(f"--save {path}: the last line was cut short; its redraw runs again", flush=True)
+            path.write_text("\n".join(lines[:-1]) + "\n")
+            break
+        redraws[record["redraw"]] = record
+    return header, redraws
+
+
 def main() -> None:
     import dataclasses
 
@@ -65,6 +103,7 @@ def main() -> None:
     from simulator.ground_truth import (
         REDRAW_DAY_INDEX,
         Deployment,
+        Interval,
         redraw_transitions,
         step_components,
     )
@@ -82,6 +121,9 @@ def main() -> None:
     parser.add_argument("--recency-boost", type=float, default=None, help="override the world's recency boost")
     parser.add_argument("--fqe", action="store_true",
                         help="also the FQE-based estimators (dm, dr, wdr) of the policies with a Q-network, as the nightly evaluates them")
+    parser.add_argument("--save", type=Path, default=None,
+                        help="JSON-lines file that keeps each finished redraw; a run with the same settings resumes from it")
+    parser.add_argument("--report-only", action="store_true", help="print the tables of the redraws saved in --save, run none")
     args = parser.parse_args()
     if args.redraws < 2:
         parser.error("--redraws must be at least 2 (a spread needs two)")
@@ -102,25 +144,46 @@ def main() -> None:
     deployment = Deployment(cfg.simulator, args.run, n_days, spec=built["spec"])
     if args.recency_boost is not None:
         deployment.retune(recency_boost=args.recency_boost)
+    settings = {"ds": args.ds, "day": args.day, "run": args.run, "redraws": args.redraws,
+                "truth_replicas": args.truth_replicas, "bootstrap": args.bootstrap, "policies": chosen,
+                "recency_boost": args.recency_boost, "fqe": args.fqe}
+    header, saved = load_saved(args.save, settings) if args.save else (None, {})
+    if args.report_only and not saved:
+        parser.error("--report-only needs a --save file with at least one redraw in it")
     started = time.time()
-    # Truth draws start well after the redraws' day indexes, so that the two never share a draw.
-    truth_draw = REDRAW_DAY_INDEX + args.redraws + 1
-    truth = {"behavior": deployment.value("behavior", cfg.reward, args.truth_replicas, truth_draw).returns[cfg.reward.preset]}
-    for name, target in targets.items():
-        truth[name] = deployment.value(target, cfg.reward, args.truth_replicas, truth_draw).returns[cfg.reward.preset]
+    if header is not None:
+        truth = {k: Interval(**v) for k, v in header["truth"].items()}
+        print(f"--save {args.save}: {len(saved)} of {args.redraws} redraws saved; truths read from it", flush=True)
+    else:
+        # Truth draws start well after the redraws' day indexes, so that the two never share a draw.
+        truth_draw = REDRAW_DAY_INDEX + args.redraws + 1
+        truth = {"behavior": deployment.value("behavior", cfg.reward, args.truth_replicas, truth_draw).returns[cfg.reward.preset]}
+        for name, target in targets.items():
+            truth[name] = deployment.value(target, cfg.reward, args.truth_replicas, truth_draw).returns[cfg.reward.preset]
+        if args.save:
+            args.save.parent.mkdir(parents=True, exist_ok=True)
+            args.save.write_text(json.dumps({"header": {"settings": settings, "truth": {
+                k: dataclasses.asdict(v) for k, v in truth.items()}}}) + "\n")
     print(f"truths over {args.truth_replicas} redraws of {args.day} ({time.time() - started:.0f} s): "
           + ", ".join(f"{k} {v.value:.4f} ± {(v.high - v.low) / 2:.4f}" for k, v in truth.items()), flush=True)
 
     rows = []  # (redraw, policy, estimator, value, low, high, bernstein_low, ess)
     verdicts = []  # (redraw, policy, the gate promotes it: against behaviour, no champion)
     for r in range(args.redraws):
+        if r in saved:
+            rows.extend(tuple(row) for row in saved[r]["rows"])
+            verdicts.extend(tuple(v) for v in saved[r]["verdicts"])
+            continue
+        if args.report_only:
+            continue
+        redraw_rows, redraw_verdicts = [], []
         frame = deployment.logged_redraw(targets, REDRAW_DAY_INDEX + r, with_states=bool(with_fqe))
         steps, components = step_components(frame)
         gate = RedrawGate(steps, components, cfg, args.bootstrap, seed=r)
         logged = (steps["episode"].to_numpy(), steps["page"].to_numpy(), gate.rewards, gate.propensities)
         behavior = gate.behavior
-        rows.append((r, "behavior", "behavior", behavior.value, behavior.low, behavior.high, behavior.bernstein_low,
-                     behavior.effective_sample_size))
+        redraw_rows.append((r, "behavior", "behavior", behavior.value, behavior.low, behavior.high,
+                            behavior.bernstein_low, behavior.effective_sample_size))
         if with_fqe:
             data = redraw_transitions(frame, deployment.ds, cfg.reward, built["spec"].n_actions, built["spec"].version)
             ope = dataclasses.replace(cfg.ope, n_bootstrap=args.bootstrap, seed=r)
@@ -131,12 +194,20 @@ def main() -> None:
                 ep = Episodes.from_steps(*logged, steps[f"target_{name}"].to_numpy())
                 estimates = estimate_all(ep, IS_ESTIMATORS[1:], cfg.ope.gamma, args.bootstrap, cfg.ope.confidence, seed=r)
             for estimator, est in estimates.items():
-                rows.append((r, name, estimator, est.value, est.low, est.high, est.bernstein_low,
-                             est.effective_sample_size))
+                redraw_rows.append((r, name, estimator, est.value, est.low, est.high, est.bernstein_low,
+                                    est.effective_sample_size))
             decision = gate.decide(steps[f"target_{name}"].to_numpy(), estimates[cfg.gate.estimator])
-            verdicts.append((r, name, decision.promote))
-        if (r + 1) % 10 == 0 or r + 1 == args.redraws:
+            redraw_verdicts.append((r, name, bool(decision.promote)))
+        rows.extend(redraw_rows)
+        verdicts.extend(redraw_verdicts)
+        if args.save:
+            with args.save.open("a") as f:
+                f.write(json.dumps({"redraw": r, "rows": redraw_rows, "verdicts": redraw_verdicts}) + "\n")
+        if (r + 1) % 10 == 0 or r + 1 == args.redraws or args.save:
             print(f"redraw {r + 1}/{args.redraws} ({time.time() - started:.0f} s)", flush=True)
+    n_redraws = len({row[0] for row in rows})
+    if n_redraws < 2:
+        sys.exit(f"only {n_redraws} redraw to report on: a spread needs two")
 
     df = pd.DataFrame(rows, columns=["redraw", "policy", "estimator", "value", "low", "high", "bernstein_low", "ess"])
     df["truth"] = df["policy"].map({k: v.value for k, v in truth.items()})
@@ -158,7 +229,8 @@ def main() -> None:
         ess=("ess", "mean")).reset_index()
     table["spread_over_se"] = table["spread"] / table["boot_se"]
     confidence = cfg.ope.confidence
-    print(f"\n{args.redraws} redraws of {args.day}, {confidence:.0%} bootstrap intervals ({args.bootstrap} replicates)"
+    print(f"\n{n_redraws} redraws of {args.day}" + ("" if n_redraws == args.redraws else f" (of {args.redraws})")
+          + f", {confidence:.0%} bootstrap intervals ({args.bootstrap} replicates)"
           + ("" if args.recency_boost is None else f", recency boost {args.recency_boost:g}") + ":")
     print("| estimator | policy | mean ESS | coverage | low miss | high miss | Bernstein high miss | mean error "
           "| spread / bootstrap SE |\n|---|---|---|---|---|---|---|---|---|")
