@@ -164,7 +164,8 @@ def main() -> None:
             args.save.parent.mkdir(parents=True, exist_ok=True)
             args.save.write_text(json.dumps({"header": {"settings": settings, "truth": {
                 k: dataclasses.asdict(v) for k, v in truth.items()}}}) + "\n")
-    print(f"truths over {args.truth_replicas} redraws of {args.day} ({time.time() - started:.0f} s): "
+    source = "read from --save" if header is not None else f"{time.time() - started:.0f} s"
+    print(f"truths over {args.truth_replicas} redraws of {args.day} ({source}): "
           + ", ".join(f"{k} {v.value:.4f} ± {(v.high - v.low) / 2:.4f}" for k, v in truth.items()), flush=True)
 
     rows = []  # (redraw, policy, estimator, value, low, high, bernstein_low, ess)
