@@ -10,6 +10,12 @@ intervals that cover the truth at their stated rate.
     hintrl build-mdp --home $H --ds 2026-11-09 --since 2026-11-08
     .venv/bin/python benchmarks/ope_accuracy.py --home $H --ds 2026-11-08 --eval-days 2026-11-07 2026-11-08 2026-11-09
 
+More held-out days: carry the run further the same way (`simulate --days 18`, then the three
+stages with `--ds 2026-11-18 --since 2026-11-10`), evaluate 2026-11-07 … 2026-11-18 with
+`--save rows.json`, and print the tables of any of its days without evaluating again with
+`--from-saved rows.json --eval-days 2026-11-07 … 2026-11-12` (the first six days: the same
+figures as a run on those days, the simulation being deterministic).
+
 The simulation is deterministic, so the nine-day run rewrites days 11-01..07 as they were and
 carries every user's history into the two held-out days, which training never saw (one run, so
 the features in the lake and the simulator's users agree on every day's history).
@@ -69,14 +75,34 @@ def main() -> None:
                         help="FQE refits on bootstrap resamples for the DM / DR / WDR intervals (default: ope.fqe_refits, "
                              "the nightly's; 0: fit held fixed)")
     parser.add_argument("--truth-replicas", type=int, default=4, help="independent redraws of each eval day for the truth")
+    parser.add_argument("--save", type=Path, default=None,
+                        help="also write the settings and every (day, policy, estimator) row to this JSON file")
+    parser.add_argument("--from-saved", type=Path, default=None,
+                        help="evaluate nothing: print the tables for the --eval-days of a file written by --save "
+                             "(e.g. the first 6 days of a 12-day run)")
     args = parser.parse_args()
-    torch.set_num_threads(2)
     cfg = HintrlConfig(home=Path(args.home))
+    min_ess = cfg.gate.min_effective_sample_size
+    if args.from_saved is not None:
+        try:
+            saved = json.loads(args.from_saved.read_text())
+        except (OSError, ValueError) as exc:
+            parser.error(f"--from-saved {args.from_saved}: cannot read it ({exc})")
+        missing = sorted(set(args.eval_days) - {r[0] for r in saved["rows"]})
+        if missing:
+            parser.error(f"--from-saved {args.from_saved} has no rows for {', '.join(missing)} "
+                         f"(it holds {', '.join(saved['settings']['eval_days'])})")
+        rows = [tuple(r) for r in saved["rows"] if r[0] in args.eval_days]
+        print(f"{len(args.eval_days)} of the {len(saved['settings']['eval_days'])} days of {args.from_saved} "
+              f"(settings: {json.dumps(saved['settings'])})")
+        report(rows, len(args.eval_days), min_ess, saved["settings"]["confidence"], saved["settings"]["bootstrap"])
+        return
+    torch.set_num_threads(2)
     refits = cfg.ope.fqe_refits if args.fqe_refits is None else args.fqe_refits
     ope = dataclasses.replace(cfg.ope, n_bootstrap=args.bootstrap, fqe_steps=args.fqe_steps, fqe_refits=refits)
     built = build_policies(cfg, args.ds)
     policies, spec = built["policies"], built["spec"]
-    rows = []  # (day, policy, estimator, value, low, high, truth)
+    rows = []  # (day, policy, estimator, value, low, high, truth, effective sample size)
     for day in args.eval_days:
         start = max(r for r in args.runs if r <= day)
         n_days = (parse_ds(day) - parse_ds(start)).days + 1
@@ -97,34 +123,50 @@ def main() -> None:
             for estimator, est in evaluation.estimates.items():
                 rows.append((day, name, estimator, est.value, est.low, est.high, truth[name], est.effective_sample_size))
 
+    summary = report(rows, len(args.eval_days), min_ess, ope.confidence, ope.n_bootstrap)
+    if args.save is not None:
+        settings = {"ds": args.ds, "eval_days": args.eval_days, "runs": args.runs, "bootstrap": ope.n_bootstrap,
+                    "confidence": ope.confidence, "fqe_steps": ope.fqe_steps, "fqe_refits": refits,
+                    "truth_replicas": args.truth_replicas}
+        args.save.parent.mkdir(parents=True, exist_ok=True)
+        args.save.write_text(json.dumps({"settings": settings, "summary": summary, "rows": rows}))
+        print(f"rows saved to {args.save}")
+    print(json.dumps({"summary": summary, "rows": rows}))
+
+
+def report(rows: list[tuple], n_days: int, min_ess: float, confidence: float, n_bootstrap: int) -> dict:
+    """Prints the accuracy table of these rows and returns its figures, one dict per estimator."""
     estimators = sorted({r[2] for r in rows if r[1] != "behavior"})
-    min_ess = cfg.gate.min_effective_sample_size
     summary = {}
-    print(f"\nOPE against ground truth over {len(args.eval_days)} day(s), {len(policies) + 1} policies "
-          f"({ope.confidence:.0%} bootstrap intervals, {ope.n_bootstrap} replicates); the last two columns keep "
+    print(f"\nOPE against ground truth over {n_days} day(s), {len({r[1] for r in rows})} policies "
+          f"({confidence:.0%} bootstrap intervals, {n_bootstrap} replicates); the last two columns keep "
           f"only the estimates the gate would act on (ESS >= {min_ess:g}):")
-    print("| estimator | mean relative error | max relative error | coverage | Spearman | regret "
-          "| estimates with ESS >= min | their mean relative error |\n|---|---|---|---|---|---|---|---|")
+    print("| estimator | mean relative error | max relative error | coverage | whole interval below the truth "
+          "| lower bound above the truth | Spearman | regret | estimates with ESS >= min | their mean relative error |"
+          "\n|---|---|---|---|---|---|---|---|---|---|")
     for estimator in estimators:
         # The behaviour's own value stands in every estimator's list (it is on-policy).
         picked = [r for r in rows if r[2] == estimator or (r[1] == "behavior" and r[2] == "behavior")]
         errors = np.array([abs(r[3] - r[6]) / abs(r[6]) for r in picked])
         actionable = np.array([r[7] >= min_ess for r in picked])
         covered = [r[4] <= r[6] <= r[5] for r in picked]
+        below = sum(r[5] < r[6] for r in picked)
+        above = sum(r[4] > r[6] for r in picked)  # the gate's error: a lower bound over the truth
         names = sorted({r[1] for r in picked})
         est = [np.mean([r[3] for r in picked if r[1] == n]) for n in names]
         tru = [np.mean([r[6] for r in picked if r[1] == n]) for n in names]
         regret = max(tru) - tru[int(np.argmax(est))]
         summary[estimator] = {"policies": len(names), "mean_relative_error": round(float(errors.mean()), 4),
                               "max_relative_error": round(float(errors.max()), 4),
-                              "coverage": round(float(np.mean(covered)), 3), "spearman": round(spearman(est, tru), 3),
+                              "coverage": round(float(np.mean(covered)), 3), "covered": f"{sum(covered)}/{len(picked)}",
+                              "interval_below_truth": below, "lower_bound_above_truth": above, "spearman": round(spearman(est, tru), 3),
                               "regret": round(float(regret), 5), "actionable_estimates": f"{int(actionable.sum())}/{len(picked)}",
                               "actionable_mean_relative_error": round(float(errors[actionable].mean()), 4) if actionable.any() else None}
         s = summary[estimator]
         actionable_error = "-" if s["actionable_mean_relative_error"] is None else f"{s['actionable_mean_relative_error']:.1%}"
         print(f"| {estimator} | {s['mean_relative_error']:.1%} | {s['max_relative_error']:.1%} | {s['coverage']:.0%} "
-              f"| {s['spearman']:.3f} | {s['regret']:.4f} | {s['actionable_estimates']} | {actionable_error} |")
-    print(json.dumps({"summary": summary, "rows": rows}))
+              f"({s['covered']}) | {below} | {above} | {s['spearman']:.3f} | {s['regret']:.4f} | {s['actionable_estimates']} | {actionable_error} |")
+    return summary
 
 
 if __name__ == "__main__":
