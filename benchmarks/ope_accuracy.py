@@ -88,13 +88,14 @@ def main() -> None:
             saved = json.loads(args.from_saved.read_text())
         except (OSError, ValueError) as exc:
             parser.error(f"--from-saved {args.from_saved}: cannot read it ({exc})")
-        missing = sorted(set(args.eval_days) - {r[0] for r in saved["rows"]})
+        held = sorted({r[0] for r in saved["rows"]})
+        missing = sorted(set(args.eval_days) - set(held))
         if missing:
             parser.error(f"--from-saved {args.from_saved} has no rows for {', '.join(missing)} "
-                         f"(it holds {', '.join(saved['settings']['eval_days'])})")
+                         f"(it holds {', '.join(held) or 'none'})")
         rows = [tuple(r) for r in saved["rows"] if r[0] in args.eval_days]
-        print(f"{len(args.eval_days)} of the {len(saved['settings']['eval_days'])} days of {args.from_saved} "
-              f"(settings: {json.dumps(saved['settings'])})")
+        print(f"{len(args.eval_days)} of the {len(held)} days saved in {args.from_saved} "
+              f"(of {len(saved['settings']['eval_days'])} asked; settings: {json.dumps(saved['settings'])})")
         report(rows, len(args.eval_days), min_ess, saved["settings"]["confidence"], saved["settings"]["bootstrap"])
         return
     torch.set_num_threads(2)
@@ -103,6 +104,9 @@ def main() -> None:
     built = build_policies(cfg, args.ds)
     policies, spec = built["policies"], built["spec"]
     rows = []  # (day, policy, estimator, value, low, high, truth, effective sample size)
+    settings = {"ds": args.ds, "eval_days": args.eval_days, "runs": args.runs, "bootstrap": ope.n_bootstrap,
+                "confidence": ope.confidence, "fqe_steps": ope.fqe_steps, "fqe_refits": refits,
+                "truth_replicas": args.truth_replicas}
     for day in args.eval_days:
         start = max(r for r in args.runs if r <= day)
         n_days = (parse_ds(day) - parse_ds(start)).days + 1
@@ -122,16 +126,22 @@ def main() -> None:
         for name, evaluation in evaluations.items():
             for estimator, est in evaluation.estimates.items():
                 rows.append((day, name, estimator, est.value, est.low, est.high, truth[name], est.effective_sample_size))
+        if args.save is not None:  # after every day, so that a run cut short keeps the days it finished
+            save(args.save, settings, rows)
 
     summary = report(rows, len(args.eval_days), min_ess, ope.confidence, ope.n_bootstrap)
     if args.save is not None:
-        settings = {"ds": args.ds, "eval_days": args.eval_days, "runs": args.runs, "bootstrap": ope.n_bootstrap,
-                    "confidence": ope.confidence, "fqe_steps": ope.fqe_steps, "fqe_refits": refits,
-                    "truth_replicas": args.truth_replicas}
-        args.save.parent.mkdir(parents=True, exist_ok=True)
-        args.save.write_text(json.dumps({"settings": settings, "summary": summary, "rows": rows}))
+        save(args.save, settings, rows, summary)
         print(f"rows saved to {args.save}")
     print(json.dumps({"summary": summary, "rows": rows}))
+
+
+def save(path: Path, settings: dict, rows: list[tuple], summary: dict | None = None) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    days_done = sorted({r[0] for r in rows})
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps({"settings": settings, "days_done": days_done, "summary": summary, "rows": rows}))
+    tmp.replace(path)  # never a half-written file
 
 
 def report(rows: list[tuple], n_days: int, min_ess: float, confidence: float, n_bootstrap: int) -> dict:
