@@ -76,7 +76,8 @@ def main() -> None:
                              "the nightly's; 0: fit held fixed)")
     parser.add_argument("--truth-replicas", type=int, default=4, help="independent redraws of each eval day for the truth")
     parser.add_argument("--save", type=Path, default=None,
-                        help="also write the settings and every (day, policy, estimator) row to this JSON file")
+                        help="also write the settings and every (day, policy, estimator) row to this JSON file, "
+                             "after each day; started again with the same settings, the run skips the days saved")
     parser.add_argument("--from-saved", type=Path, default=None,
                         help="evaluate nothing: print the tables for the --eval-days of a file written by --save "
                              "(e.g. the first 6 days of a 12-day run)")
@@ -107,7 +108,22 @@ def main() -> None:
     settings = {"ds": args.ds, "eval_days": args.eval_days, "runs": args.runs, "bootstrap": ope.n_bootstrap,
                 "confidence": ope.confidence, "fqe_steps": ope.fqe_steps, "fqe_refits": refits,
                 "truth_replicas": args.truth_replicas}
+    done: set[str] = set()
+    if args.save is not None and args.save.exists():  # a run cut short: keep its days, evaluate the rest
+        try:
+            saved = json.loads(args.save.read_text())
+        except (OSError, ValueError) as exc:
+            parser.error(f"--save {args.save}: cannot read the earlier run's file ({exc}); delete it or pick another")
+        differ = [k for k in settings if saved["settings"].get(k) != settings[k]]
+        if differ:
+            parser.error(f"--save {args.save} was written with other settings ({', '.join(differ)}); "
+                         "delete it or pick another file")
+        rows = [tuple(r) for r in saved["rows"]]
+        done = {r[0] for r in rows}
+        print(f"--save {args.save}: {len(done)} of {len(args.eval_days)} days saved; evaluating the rest", flush=True)
     for day in args.eval_days:
+        if day in done:
+            continue
         start = max(r for r in args.runs if r <= day)
         n_days = (parse_ds(day) - parse_ds(start)).days + 1
         data = load_transitions(Lake(cfg.lake_uri), [day], spec.n_actions, with_queries=True)
