@@ -13,8 +13,8 @@ intervals that cover the truth at their stated rate.
 More held-out days: carry the run further the same way (`simulate --days 18`, then the three
 stages with `--ds 2026-11-18 --since 2026-11-10`), evaluate 2026-11-07 … 2026-11-18 with
 `--save rows.json`, and print the tables of any of its days without evaluating again with
-`--from-saved rows.json --eval-days 2026-11-07 … 2026-11-12` (the first six days: the same
-figures as a run on those days, the simulation being deterministic).
+`--from-saved rows.json --eval-days 2026-11-07 … 2026-11-12` (the first six days; each day is
+evaluated on its own, with fixed seeds, so its rows do not depend on the days after it).
 
 The simulation is deterministic, so the nine-day run rewrites days 11-01..07 as they were and
 carries every user's history into the two held-out days, which training never saw (one run, so
