@@ -154,9 +154,8 @@ def main() -> None:
 
 def save(path: Path, settings: dict, rows: list[tuple], summary: dict | None = None) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    days_done = sorted({r[0] for r in rows})
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps({"settings": settings, "days_done": days_done, "summary": summary, "rows": rows}))
+    tmp.write_text(json.dumps({"settings": settings, "summary": summary, "rows": rows}))
     tmp.replace(path)  # never a half-written file
 
 
