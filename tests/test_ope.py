@@ -219,22 +219,61 @@ SHORT = dict(episode_ids=np.array([1, 1, 2, 3, 3]), steps=np.array([0, 1, 0, 0, 
 )
 def test_unseen_weight_mass_allowance_by_hand(estimator, gamma, expected):
     ep = Episodes.from_steps(**SHORT)
+    # No reward below 0: crediting the missing mass none is already the lowest it could earn.
+    assert estimator(gamma).unseen_mass_allowance(ep) == pytest.approx((0.0, expected))
+
+
+# SHORT with every logged reward lowered by 1 (E1 [0, -1], E2 [-1], E3 [-1, 0]; E2's padded
+# second step keeps reward 0): returns -1, -1, -1; smallest reward -1 at both steps, largest 0.
+NEGATIVE = dict(SHORT, rewards=SHORT["rewards"] - 1.0)
+
+
+@pytest.mark.parametrize(
+    "estimator, gamma, expected",
+    [
+        (TrajectoryIS, 1.0, (1 / 3 * (0 - -1), 0.0)),  # the largest return, -1, is below the 0 credited
+        (PerDecisionIS, 1.0, (1 / 3 + 1 / 3, 0.0)),  # per step: 1/3 x (0 - -1) down, 1/3 x (0 - 0) up
+        (PerDecisionIS, 0.5, (1 / 3 + 0.5 / 3, 0.0)),
+        # WIS = (-.5 - 1 - .5) / 2 = -1, every return: nothing either way.
+        (WeightedIS, 1.0, (0.0, 0.0)),
+        # Step values (0 - 1 - .5) / 2 = -.75 and (-.5 + 0 + 0) / 2 = -.25; the largest reward 0 at
+        # both; the lower end is the bootstrap's alone.
+        (WeightedPerDecisionIS, 1.0, (0.0, 1 / 3 * 0.75 + 1 / 3 * 0.25)),
+    ],
+)
+def test_negative_rewards_lower_the_unnormalised_estimators_lower_end_by_hand(estimator, gamma, expected):
+    ep = Episodes.from_steps(**NEGATIVE)
     assert estimator(gamma).unseen_mass_allowance(ep) == pytest.approx(expected)
+
+
+def test_negative_rewards_widen_the_interval_downwards():
+    ep = Episodes.from_steps(**NEGATIVE)
+    low, high = PerDecisionIS().estimate_interval(ep, n_bootstrap=300, seed=2)
+    plain_low, plain_high = PlainPDIS().estimate_interval(ep, n_bootstrap=300, seed=2)
+    assert low == pytest.approx(plain_low - 2 / 3)
+    assert high == plain_high
 
 
 def test_no_allowance_when_the_weights_mean_reaches_one(episodes):
     # The fixture's mean weights are 1.5, 1.5 and 5/3; on-policy they are exactly 1.
     on_policy = Episodes.from_steps(IDS, STEPS, R, MU, MU)
     for estimator in (TrajectoryIS, WeightedIS, PerDecisionIS, WeightedPerDecisionIS):
-        assert estimator().unseen_mass_allowance(episodes) == 0.0
-        assert estimator().unseen_mass_allowance(on_policy) == 0.0
+        for ep in (episodes, on_policy, Episodes.from_steps(IDS, STEPS, R - 1.0, MU, MU)):
+            assert estimator().unseen_mass_allowance(ep) == (0.0, 0.0)
 
 
 class PlainWPDIS(WeightedPerDecisionIS):
     """WPDIS with the plain percentile interval."""
 
     def unseen_mass_allowance(self, ep):
-        return 0.0
+        return 0.0, 0.0
+
+
+class PlainPDIS(PerDecisionIS):
+    """PDIS with the plain percentile interval."""
+
+    def unseen_mass_allowance(self, ep):
+        return 0.0, 0.0
 
 
 def test_the_allowance_raises_only_the_upper_end():
@@ -262,5 +301,27 @@ def test_the_allowance_restores_coverage_where_the_rare_rewarded_action_is_missi
         plain_low, plain_high = PlainWPDIS().estimate_interval(ep, n_bootstrap=200, seed=trial)
         covered += low <= 0.65 <= high
         plain_covered += plain_low <= 0.65 <= plain_high
+    assert plain_covered / trials < 0.9
+    assert covered / trials >= 0.95
+
+
+def test_the_allowance_restores_coverage_where_the_rare_penalised_action_is_missing():
+    # The mirror of the test above with a penalty (rewards as in the ma_rdpg preset can be
+    # negative): the rare action (b = .05) costs -1; the common one (b = .95) pays -1, 0 or 1 with
+    # probabilities .2, .5, .3. The target plays each half the time: truth .5 * .1 + .5 * -1 = -.45.
+    # Without the rare action the estimate sits near .05, and crediting the missing mass nothing
+    # puts the whole percentile interval above the truth.
+    rng = np.random.default_rng(6)
+    covered, plain_covered = 0, 0
+    trials, n = 200, 40
+    for trial in range(trials):
+        rare = rng.random(n) < 0.05
+        common = rng.choice([-1.0, 0.0, 1.0], size=n, p=[0.2, 0.5, 0.3])
+        ep = Episodes.from_steps(np.arange(n), np.zeros(n, dtype=int), np.where(rare, -1.0, common),
+                                 np.where(rare, 0.05, 0.95), np.full(n, 0.5))
+        low, high = PerDecisionIS().estimate_interval(ep, n_bootstrap=200, seed=trial)
+        plain_low, plain_high = PlainPDIS().estimate_interval(ep, n_bootstrap=200, seed=trial)
+        covered += low <= -0.45 <= high
+        plain_covered += plain_low <= -0.45 <= plain_high
     assert plain_covered / trials < 0.9
     assert covered / trials >= 0.95
