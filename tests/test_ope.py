@@ -276,7 +276,7 @@ class PlainPDIS(PerDecisionIS):
         return 0.0, 0.0
 
 
-def test_the_allowance_raises_only_the_upper_end():
+def test_the_allowance_leaves_the_gates_lower_end_alone():
     ep = Episodes.from_steps(**SHORT)
     low, high = WeightedPerDecisionIS().estimate_interval(ep, n_bootstrap=300, seed=2)
     plain_low, plain_high = PlainWPDIS().estimate_interval(ep, n_bootstrap=300, seed=2)
