@@ -284,44 +284,42 @@ def test_the_allowance_leaves_the_gates_lower_end_alone():
     assert high == pytest.approx(plain_high + 0.5)
 
 
-def test_the_allowance_restores_coverage_where_the_rare_rewarded_action_is_missing():
-    # One step; the logs show a rare action (b = .05, reward 1) that the target plays half the
-    # time, besides a common one (b = .95, reward ~ Bernoulli(.3)): truth .5 * .3 + .5 * 1 = .65.
-    # In 40 episodes the rare action is absent about one time in eight, and then the percentile
-    # interval sits near .3, well under the truth.
-    rng = np.random.default_rng(5)
+def _coverage_when_a_rare_action_may_be_missing(estimator, plain, rare_reward, draw_common, truth, seed):
+    """Coverage with and without the allowance over 200 one-step samples of 40 episodes: a rare
+    action (b = .05) paying `rare_reward`, a common one (b = .95) paying `draw_common(rng, n)`, the
+    target playing each half the time."""
+    rng = np.random.default_rng(seed)
     covered, plain_covered = 0, 0
     trials, n = 200, 40
     for trial in range(trials):
         rare = rng.random(n) < 0.05
-        rewards = np.where(rare, 1.0, (rng.random(n) < 0.3).astype(float))
+        rewards = np.where(rare, rare_reward, draw_common(rng, n))
         ep = Episodes.from_steps(np.arange(n), np.zeros(n, dtype=int), rewards, np.where(rare, 0.05, 0.95),
                                  np.full(n, 0.5))
-        low, high = WeightedPerDecisionIS().estimate_interval(ep, n_bootstrap=200, seed=trial)
-        plain_low, plain_high = PlainWPDIS().estimate_interval(ep, n_bootstrap=200, seed=trial)
-        covered += low <= 0.65 <= high
-        plain_covered += plain_low <= 0.65 <= plain_high
-    assert plain_covered / trials < 0.9
-    assert covered / trials >= 0.95
+        low, high = estimator().estimate_interval(ep, n_bootstrap=200, seed=trial)
+        plain_low, plain_high = plain().estimate_interval(ep, n_bootstrap=200, seed=trial)
+        covered += low <= truth <= high
+        plain_covered += plain_low <= truth <= plain_high
+    return covered / trials, plain_covered / trials
+
+
+def test_the_allowance_restores_coverage_where_the_rare_rewarded_action_is_missing():
+    # The rare action pays 1, the common one Bernoulli(.3): truth .5 * .3 + .5 * 1 = .65. In 40
+    # episodes the rare action is absent about one time in eight, and then the percentile
+    # interval sits near .3, well under the truth.
+    covered, plain_covered = _coverage_when_a_rare_action_may_be_missing(
+        WeightedPerDecisionIS, PlainWPDIS, 1.0, lambda rng, n: (rng.random(n) < 0.3).astype(float), 0.65, seed=5)
+    assert plain_covered < 0.9  # 83.5%
+    assert covered >= 0.95  # 98%
 
 
 def test_the_allowance_restores_coverage_where_the_rare_penalised_action_is_missing():
-    # The mirror of the test above with a penalty (rewards as in the ma_rdpg preset can be
-    # negative): the rare action (b = .05) costs -1; the common one (b = .95) pays -1, 0 or 1 with
-    # probabilities .2, .5, .3. The target plays each half the time: truth .5 * .1 + .5 * -1 = -.45.
-    # Without the rare action the estimate sits near .05, and crediting the missing mass nothing
-    # puts the whole percentile interval above the truth.
-    rng = np.random.default_rng(6)
-    covered, plain_covered = 0, 0
-    trials, n = 200, 40
-    for trial in range(trials):
-        rare = rng.random(n) < 0.05
-        common = rng.choice([-1.0, 0.0, 1.0], size=n, p=[0.2, 0.5, 0.3])
-        ep = Episodes.from_steps(np.arange(n), np.zeros(n, dtype=int), np.where(rare, -1.0, common),
-                                 np.where(rare, 0.05, 0.95), np.full(n, 0.5))
-        low, high = PerDecisionIS().estimate_interval(ep, n_bootstrap=200, seed=trial)
-        plain_low, plain_high = PlainPDIS().estimate_interval(ep, n_bootstrap=200, seed=trial)
-        covered += low <= -0.45 <= high
-        plain_covered += plain_low <= -0.45 <= plain_high
-    assert plain_covered / trials < 0.9
-    assert covered / trials >= 0.95
+    # The mirror with a penalty (rewards as in the ma_rdpg preset can be negative): the rare action
+    # costs -1, the common one pays -1, 0 or 1 with probabilities .2, .5, .3: truth
+    # .5 * .1 + .5 * -1 = -.45. Without the rare action the estimate sits near .05, and crediting
+    # the missing mass nothing puts the whole percentile interval above the truth.
+    covered, plain_covered = _coverage_when_a_rare_action_may_be_missing(
+        PerDecisionIS, PlainPDIS, -1.0, lambda rng, n: rng.choice([-1.0, 0.0, 1.0], size=n, p=[0.2, 0.5, 0.3]),
+        -0.45, seed=6)
+    assert plain_covered < 0.9  # 83.5%
+    assert covered >= 0.95  # 97.5%
