@@ -37,6 +37,7 @@ than their lower bound's margin over the logs (0.034, 0.031; benchmarks/unseen_m
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -255,13 +256,31 @@ BOOTSTRAP_CHUNK = 25
 
 def bootstrap_counts(n: int, n_bootstrap: int, seed: int, chunk: int = BOOTSTRAP_CHUNK):  # type: ignore[no-untyped-def]
     """Resampling counts of n episodes (n draws with replacement per replicate), a chunk of
-    replicates at a time; the same seed gives the same replicates whoever asks."""
+    replicates at a time; the same seed gives the same replicates whoever asks.
+
+    The next chunk is drawn on a second thread while the caller works on the current one: drawing
+    and counting are single-threaded and memory-bound, the caller's matrix product is BLAS's, and
+    both release the GIL. One worker draws the chunks in order from one generator, so the
+    replicates are those drawn one after another."""
     rng = np.random.default_rng(seed)
-    for start in range(0, n_bootstrap, chunk):
+
+    def draw(start: int) -> np.ndarray:
         k = min(chunk, n_bootstrap - start)
         draws = rng.integers(0, n, size=(k, n), dtype=np.int64)
-        draws += (np.arange(k, dtype=np.int64) * n)[:, None]
-        yield np.bincount(draws.ravel(), minlength=k * n).reshape(k, n).astype(np.float64)
+        counts = np.empty((k, n))
+        for replicate, drawn in zip(counts, draws):  # one replicate's n counters at a time stay in cache
+            replicate[:] = np.bincount(drawn, minlength=n)
+        return counts
+
+    if n_bootstrap <= 0:
+        return
+    with ThreadPoolExecutor(max_workers=1) as worker:
+        pending = worker.submit(draw, 0)
+        for start in range(0, n_bootstrap, chunk):
+            counts = pending.result()
+            if start + chunk < n_bootstrap:
+                pending = worker.submit(draw, start + chunk)
+            yield counts
 
 
 class _StackedTerms:
@@ -283,7 +302,11 @@ class _StackedTerms:
                     den_at = len(blocks) - 1
                 self.layout[e.name].append((num_at, den_at))
         # Stored transposed: OpenBLAS multiplies (columns x episodes) @ (episodes x replicates) fastest.
-        self.matrix_t = np.ascontiguousarray(np.concatenate(blocks, axis=1).T)
+        # Each block is written into place: one copy of the episodes, not a concatenation and its transpose.
+        h = self.horizon
+        self.matrix_t = np.empty((len(blocks) * h, ep.n))
+        for i, block in enumerate(blocks):
+            self.matrix_t[i * h:(i + 1) * h] = block.T
         self.estimators = {e.name: e for e in estimators}
 
     def values(self, counts: np.ndarray) -> dict[str, np.ndarray]:
