@@ -260,7 +260,7 @@ def bootstrap_counts(n: int, n_bootstrap: int, seed: int, chunk: int = BOOTSTRAP
 
     The next chunk is drawn on a second thread while the caller works on the current one: drawing
     and counting are single-threaded and memory-bound, the caller's matrix product is BLAS's, and
-    both release the GIL. One worker draws the chunks in order from one generator, so the
+    all of them release the GIL for most of their work. One worker draws the chunks in order from one generator, so the
     replicates are those drawn one after another."""
     rng = np.random.default_rng(seed)
 
@@ -353,7 +353,7 @@ def _unseen_trajectory_mass(ep: Episodes, discount: np.ndarray, credited: float)
     largest return seen."""
     returns = ep.rewards @ discount
     return unseen_mass_shift(ep.trajectory_weights[:, None], returns.min(keepdims=True), np.array([credited]),
-                        returns.max(keepdims=True), np.ones(1))
+                             returns.max(keepdims=True), np.ones(1))
 
 
 def estimate_all(ep: Episodes, names: tuple[str, ...], gamma: float = 1.0, n_bootstrap: int = 1000,
@@ -405,8 +405,8 @@ class PerDecisionIS(RatioEstimator):
 
     def unseen_mass_allowance(self, ep: Episodes) -> tuple[float, float]:
         horizon = ep.rewards.shape[1]
-        return unseen_mass_shift(ep.cumulative_weights, ep.rewards.min(axis=0), np.zeros(horizon), ep.rewards.max(axis=0),
-                            self.discount(horizon))
+        return unseen_mass_shift(ep.cumulative_weights, ep.rewards.min(axis=0), np.zeros(horizon),
+                                 ep.rewards.max(axis=0), self.discount(horizon))
 
 
 class WeightedPerDecisionIS(RatioEstimator):
