@@ -21,8 +21,6 @@ import os
 import sys
 from pathlib import Path
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
@@ -34,7 +32,7 @@ def main() -> None:
     from hintrl.lake import Lake
     from offline_rl.dataset import load_transitions
     from offline_rl.evaluate import _episodes, logged_action_probabilities
-    from offline_rl.ope import estimate_all, unseen_mass_shift
+    from offline_rl.ope import WeightedIS, WeightedPerDecisionIS, estimate_all
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--home", default=os.environ.get("HINTRL_HOME", ".hintrl"))
@@ -54,14 +52,8 @@ def main() -> None:
             target, _ = logged_action_probabilities(policy, data)
             ep = _episodes(data, target)
             est = estimate_all(ep, ("behavior", "wis", "wpdis"), cfg.ope.gamma, args.bootstrap, cfg.ope.confidence, cfg.ope.seed)
-            w = ep.cumulative_weights
-            discount = cfg.ope.gamma ** np.arange(w.shape[1])
-            mass = w.sum(axis=0)
-            step_values = (w * ep.rewards).sum(axis=0) / np.where(mass > 0, mass, 1.0)
-            wpdis_lost, _ = unseen_mass_shift(w, ep.rewards.min(axis=0), step_values, step_values, discount)
-            returns = ep.rewards @ discount
-            wis_lost, _ = unseen_mass_shift(ep.trajectory_weights[:, None], returns.min(keepdims=True),
-                                            np.array([est["wis"].value]), np.array([est["wis"].value]), np.ones(1))
+            wpdis_lost = WeightedPerDecisionIS(cfg.ope.gamma).unseen_mass_shift(ep)[0]
+            wis_lost = WeightedIS(cfg.ope.gamma).unseen_mass_shift(ep)[0]
             wpdis, wis = est["wpdis"], est["wis"]
             print(f"{day} | {name} | {wpdis.low:.4f}, {wpdis.low - est['behavior'].value:+.4f}, {wpdis_lost:.4f}, "
                   f"{wpdis.effective_sample_size:.0f} | {wis.low:.4f}, {wis_lost:.4f}, {ep.trajectory_weights.mean():.3f}",

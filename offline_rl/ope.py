@@ -216,11 +216,17 @@ class RatioEstimator:
         """Percentile bootstrap over episodes, widened by `unseen_mass_allowance`."""
         return bootstrap_intervals(ep, [self], n_bootstrap, confidence, seed)[self.name]
 
-    def unseen_mass_allowance(self, ep: Episodes) -> tuple[float, float]:
-        """How far the interval's lower end falls and its upper end rises for the weight mass the
-        logs did not see (module docstring); 0 for the estimators that are not importance-weighted
-        means."""
+    def unseen_mass_shift(self, ep: Episodes) -> tuple[float, float]:
+        """How far the weight mass the logs did not see could move the estimate down and up,
+        earning the smallest or the largest reward seen instead of what the estimate credits it
+        (module docstring); 0 for the estimators that are not importance-weighted means."""
         return 0.0, 0.0
+
+    def unseen_mass_allowance(self, ep: Episodes) -> tuple[float, float]:
+        """How far the interval's lower end falls and its upper end rises: the whole shift, where
+        the estimate credits the missing mass nothing; the self-normalised estimators keep their
+        lower end (module docstring)."""
+        return self.unseen_mass_shift(ep)
 
     def per_episode(self, ep: Episodes) -> np.ndarray | None:
         """Each episode's discounted contribution when the estimate is their plain mean (no
@@ -260,8 +266,8 @@ def bootstrap_counts(n: int, n_bootstrap: int, seed: int, chunk: int = BOOTSTRAP
 
     The next chunk is drawn on a second thread while the caller works on the current one: drawing
     and counting are single-threaded and memory-bound, the caller's matrix product is BLAS's, and
-    all of them release the GIL for most of their work. One worker draws the chunks in order from one generator, so the
-    replicates are those drawn one after another."""
+    all of them release the GIL for most of their work. One worker draws the chunks in order from
+    one generator, so the replicates are those drawn one after another."""
     rng = np.random.default_rng(seed)
 
     def draw(start: int) -> np.ndarray:
@@ -338,8 +344,8 @@ def bootstrap_intervals(ep: Episodes, estimators: list["RatioEstimator"], n_boot
     return out
 
 
-def unseen_mass_shift(weights: np.ndarray, worst: np.ndarray, credited: np.ndarray, best: np.ndarray,
-                      discount: np.ndarray) -> tuple[float, float]:
+def _unseen_mass(weights: np.ndarray, worst: np.ndarray, credited: np.ndarray, best: np.ndarray,
+                 discount: np.ndarray) -> tuple[float, float]:
     """sum_t discount_t * (1 - mean weight_t)+ times (credited_t - worst_t)+ and times
     (best_t - credited_t)+: how far the missing weight mass of each step could move the estimate
     down and up, earning the smallest or the largest reward seen instead of what it is credited."""
@@ -349,11 +355,11 @@ def unseen_mass_shift(weights: np.ndarray, worst: np.ndarray, credited: np.ndarr
 
 
 def _unseen_trajectory_mass(ep: Episodes, discount: np.ndarray, credited: float) -> tuple[float, float]:
-    """`unseen_mass_shift` of the trajectory weights, the missing mass earning the smallest or the
+    """`_unseen_mass` of the trajectory weights, the missing mass earning the smallest or the
     largest return seen."""
     returns = ep.rewards @ discount
-    return unseen_mass_shift(ep.trajectory_weights[:, None], returns.min(keepdims=True), np.array([credited]),
-                             returns.max(keepdims=True), np.ones(1))
+    return _unseen_mass(ep.trajectory_weights[:, None], returns.min(keepdims=True), np.array([credited]),
+                        returns.max(keepdims=True), np.ones(1))
 
 
 def estimate_all(ep: Episodes, names: tuple[str, ...], gamma: float = 1.0, n_bootstrap: int = 1000,
@@ -381,7 +387,7 @@ class TrajectoryIS(RatioEstimator):
         w = ep.trajectory_weights[:, None]
         return [(w * ep.rewards, None)]
 
-    def unseen_mass_allowance(self, ep: Episodes) -> tuple[float, float]:
+    def unseen_mass_shift(self, ep: Episodes) -> tuple[float, float]:
         return _unseen_trajectory_mass(ep, self.discount(ep.rewards.shape[1]), 0.0)
 
 
@@ -392,9 +398,11 @@ class WeightedIS(RatioEstimator):
         w = np.broadcast_to(ep.trajectory_weights[:, None], ep.rewards.shape)
         return [(w * ep.rewards, np.array(w))]
 
+    def unseen_mass_shift(self, ep: Episodes) -> tuple[float, float]:
+        return _unseen_trajectory_mass(ep, self.discount(ep.rewards.shape[1]), self.estimate_policy_value(ep))
+
     def unseen_mass_allowance(self, ep: Episodes) -> tuple[float, float]:
-        _, up = _unseen_trajectory_mass(ep, self.discount(ep.rewards.shape[1]), self.estimate_policy_value(ep))
-        return 0.0, up
+        return 0.0, self.unseen_mass_shift(ep)[1]
 
 
 class PerDecisionIS(RatioEstimator):
@@ -403,10 +411,10 @@ class PerDecisionIS(RatioEstimator):
     def terms(self, ep: Episodes) -> list[tuple[np.ndarray, np.ndarray | None]]:
         return [(ep.cumulative_weights * ep.rewards, None)]
 
-    def unseen_mass_allowance(self, ep: Episodes) -> tuple[float, float]:
+    def unseen_mass_shift(self, ep: Episodes) -> tuple[float, float]:
         horizon = ep.rewards.shape[1]
-        return unseen_mass_shift(ep.cumulative_weights, ep.rewards.min(axis=0), np.zeros(horizon),
-                                 ep.rewards.max(axis=0), self.discount(horizon))
+        return _unseen_mass(ep.cumulative_weights, ep.rewards.min(axis=0), np.zeros(horizon),
+                            ep.rewards.max(axis=0), self.discount(horizon))
 
 
 class WeightedPerDecisionIS(RatioEstimator):
@@ -416,12 +424,14 @@ class WeightedPerDecisionIS(RatioEstimator):
         w = ep.cumulative_weights
         return [(w * ep.rewards, w)]
 
-    def unseen_mass_allowance(self, ep: Episodes) -> tuple[float, float]:
+    def unseen_mass_shift(self, ep: Episodes) -> tuple[float, float]:
         w = ep.cumulative_weights
         mass = w.sum(axis=0)
         step_values = (w * ep.rewards).sum(axis=0) / np.where(mass > 0, mass, 1.0)
-        _, up = unseen_mass_shift(w, step_values, step_values, ep.rewards.max(axis=0), self.discount(w.shape[1]))
-        return 0.0, up
+        return _unseen_mass(w, ep.rewards.min(axis=0), step_values, ep.rewards.max(axis=0), self.discount(w.shape[1]))
+
+    def unseen_mass_allowance(self, ep: Episodes) -> tuple[float, float]:
+        return 0.0, self.unseen_mass_shift(ep)[1]
 
 
 def _models(ep: Episodes, name: str) -> tuple[np.ndarray, np.ndarray]:
