@@ -2,9 +2,10 @@
 served temperature) and seed, the true hint CTR against the baseline's (simulator ground truth) and
 the gate's view of the same policy on the held-out day (WPDIS, its effective sample size and its
 lower bound, and the gate's own verdict: `offline_rl.gate.decide` against the logged behaviour, with
-the guardrails and no champion); Thompson sampling beside them. Each trained variant is served with and without the
-anchor to the logs (`--anchors`, train.behavior_anchor: the softmax tilted by the behaviour model's
-log-probabilities).
+the guardrails and no champion); Thompson sampling beside them. The expected CTR ratio replaces
+each shown hint's drawn click by its true click probability: the same expectation, less noise.
+Each trained variant is served with and without the anchor to the logs (`--anchors`,
+train.behavior_anchor: the softmax tilted by the behaviour model's log-probabilities).
 
     bash scripts/dev.sh main          # 7 days of logs, a nightly for 2026-11-08
     .venv/bin/python benchmarks/quality_frontier.py --home .hintrl --ds 2026-11-08 --days 5 \\
@@ -93,14 +94,16 @@ def main() -> None:
     print(f"\nTrue hint CTR / baseline's over {args.days} days from {args.ds}; the gate's {cfg.gate.estimator} on "
           f"{quality.eval_label} (its bar: behaviour {bar:.4f}, minimum ESS {cfg.gate.min_effective_sample_size:g}); "
           f"gate: promoted (P) or rejected (x) with no champion; per seed {args.seeds}:")
-    print("| policy | anchor | temperature | CTR ratio (mean) | per seed | ESS per seed | lower bound per seed | gate |\n"
-          "|---|---|---|---|---|---|---|---|")
+    print("| policy | anchor | temperature | CTR ratio (mean) | per seed | expected CTR ratio (mean) | per seed "
+          "| ESS per seed | lower bound per seed | gate |\n|---|---|---|---|---|---|---|---|---|---|")
     for row in rows:
         r = row["runs"]
         t = "sampled" if row["temperature"] is None else f"{row['temperature']:g}"
         anchor = "" if row["anchor"] is None else f"{row['anchor']:g}"
         print(f"| {row['variant']} | {anchor} | {t} | {np.mean([x['ratio'] for x in r]):.3f} | "
-              + " ".join(f"{x['ratio']:.3f}" for x in r) + " | " + " ".join(f"{x['ess']:.0f}" for x in r)
+              + " ".join(f"{x['ratio']:.3f}" for x in r)
+              + f" | {np.mean([x['expected_ratio'] for x in r]):.3f} | " + " ".join(f"{x['expected_ratio']:.3f}" for x in r)
+              + " | " + " ".join(f"{x['ess']:.0f}" for x in r)
               + " | " + " ".join(f"{x['low']:.3f}" for x in r)
               + " | " + " ".join("P" if x["promoted"] else "x" for x in r) + " |")
     print(json.dumps({"baseline_hint_ctr": quality.baseline, "gate_bar": bar, "rows": rows}))

@@ -37,7 +37,9 @@ class ServedQuality:
         self.held_out = with_behavior_propensities(load_transitions(
             lake, window.eval_days, spec.n_actions, tuple(sorted(cfg.gate.guardrails)), with_queries=True), self.ope)
         self.behavior = evaluate_behavior(self.held_out, self.ope)
-        self.baseline = rollout("baseline", cfg.simulator, first_ds, days, spec=spec).hint_ctr.value
+        baseline = rollout("baseline", cfg.simulator, first_ds, days, spec=spec)
+        self.baseline = baseline.hint_ctr.value
+        self.baseline_expected = baseline.expected_hint_ctr.value
 
     @property
     def gate_bar(self) -> float:
@@ -45,9 +47,10 @@ class ServedQuality:
         return self.behavior.estimates["behavior"].value + self.cfg.gate.min_margin_over_behavior
 
     def measure(self, policy: Any) -> dict:
-        """`ratio` (true hint CTR / the baseline's), and the gate's `ess`, `low`, `promoted` and
-        the reasons it `failed` (empty when promoted) for a policy answering
-        `candidate_probabilities` with a `name`."""
+        """`ratio` (true hint CTR / the baseline's), `expected_ratio` (the same with each shown
+        hint's click probability in place of its drawn click: less noise, same expectation), and
+        the gate's `ess`, `low`, `promoted` and the reasons it `failed` (empty when promoted) for a
+        policy answering `candidate_probabilities` with a `name`."""
         truth = rollout(ServedPolicy(policy, policy.name), self.cfg.simulator, self.first_ds, self.days, spec=self.spec)
         gate_cfg = self.cfg.gate
         evaluation = evaluate_policy(policy.name, policy, self.held_out, self.ope, gate_cfg.estimator)
@@ -55,7 +58,9 @@ class ServedQuality:
         guardrails = {c: (evaluation.guardrails[c], self.behavior.guardrails[c]) for c in gate_cfg.guardrails}
         decision = decide(gate, self.behavior.estimates["behavior"], None, gate_cfg, guardrails=guardrails)
         failed = [r.removeprefix("failed: ") for r in decision.reasons if not decision.promote]
-        return {"ratio": truth.hint_ctr.value / self.baseline, "ess": gate.effective_sample_size, "low": gate.low,
+        return {"ratio": truth.hint_ctr.value / self.baseline,
+                "expected_ratio": truth.expected_hint_ctr.value / self.baseline_expected,
+                "ess": gate.effective_sample_size, "low": gate.low,
                 "promoted": decision.promote, "failed": failed}
 
 

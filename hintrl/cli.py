@@ -292,10 +292,10 @@ def cmd_ground_truth(cfg: HintrlConfig, args: argparse.Namespace) -> dict[str, A
     if not args.json:
         presets = list(results[0].returns)
         print("True values in the simulated world (95% intervals over episodes):")
-        print("| policy | episodes | hint CTR | " + " | ".join(f"return ({p})" for p in presets) + " |")
-        print("|---|---|---|" + "---|" * len(presets))
+        print("| policy | episodes | hint CTR | expected hint CTR | " + " | ".join(f"return ({p})" for p in presets) + " |")
+        print("|---|---|---|---|" + "---|" * len(presets))
         for r in results:
-            cells = [f"{r.hint_ctr.value:.4f} [{r.hint_ctr.low:.4f}, {r.hint_ctr.high:.4f}]"]
+            cells = [f"{x.value:.4f} [{x.low:.4f}, {x.high:.4f}]" if x else "n/a" for x in (r.hint_ctr, r.expected_hint_ctr)]
             cells += [f"{r.returns[p].value:.4f} [{r.returns[p].low:.4f}, {r.returns[p].high:.4f}]" for p in presets]
             print(f"| {r.policy} | {r.n_episodes} | " + " | ".join(cells) + " |")
     return {"ds": args.ds, "days": args.days, "results": [r.to_json() for r in results]}

@@ -49,6 +49,10 @@ class PolicyValue:
     n_page_views: int
     returns: dict[str, Interval]  # per reward preset
     hint_ctr: Interval
+    # The same CTR with each shown hint's true click probability in place of its drawn click: the
+    # same expectation, without the clicks' own noise, so policies rolled out alike compare sharper.
+    # None for page views that do not carry the probability (logs read back, hand-made frames).
+    expected_hint_ctr: Interval | None = None
 
     def to_json(self) -> dict:
         return dataclasses.asdict(self)
@@ -103,8 +107,12 @@ def measure(pv: pd.DataFrame, name: str, reward_cfg: RewardConfig | None = None)
         returns[preset] = _mean_interval(np.bincount(episode_codes, weights=r, minlength=n_episodes))
     clicks = np.bincount(episode_codes, weights=comps["hint_click"], minlength=n_episodes)
     shows = np.bincount(episode_codes, minlength=n_episodes).astype(np.float64)
+    expected = None
+    if "hint_click_probability" in steps:
+        p = steps["hint_click_probability"].to_numpy(dtype=np.float64)
+        expected = _ratio_interval(np.bincount(episode_codes, weights=p, minlength=n_episodes), shows)
     return PolicyValue(name, int(steps["session_id"].nunique()), n_episodes, len(steps), returns,
-                       _ratio_interval(clicks, shows))
+                       _ratio_interval(clicks, shows), expected)
 
 
 def logged_value(pv: pd.DataFrame, bucket: str, reward_cfg: RewardConfig | None = None) -> PolicyValue:

@@ -133,6 +133,8 @@ class DayLogs:
             "bucket": np.array(BUCKETS)[c["bucket"]],
             "hint_type": c["hint"].astype(np.float64),
             "hint_clicked": c["clicked"],
+            # Ground truth only (not a log column): what `clicked` was drawn from.
+            "hint_click_probability": c["p_click"],
             "item_clicks": c["item_clicks"],
             "purchased": c["purchased"],
             "purchase_amount": c["amount"],
@@ -153,7 +155,7 @@ def _columns_by_time(parts: list[dict[str, np.ndarray]], dtypes: dict[str, type]
 PV_DTYPES: dict[str, type] = {
     "seconds": np.float64, "user": np.int32, "session": np.int32, "query": np.int32, "page": np.int16,
     "bucket": np.int8, "hint": np.int32, "propensity": np.float64, "clicked": np.bool_, "item_clicks": np.int16,
-    "purchased": np.bool_, "amount": np.float64,
+    "purchased": np.bool_, "amount": np.float64, "p_click": np.float64,
 }
 ACTION_DTYPES: dict[str, type] = {"seconds": np.float64, "user": np.int32, "session": np.int32, "kind": np.int8, "item": np.int32}
 
@@ -369,7 +371,7 @@ class Simulator:
         t_next += np.where(go_on, 0.0, rng.uniform(5, 60, size=n))
         pv = {
             "seconds": seconds, "user": users, "query": queries, "page": pages, "bucket": buckets.astype(np.int64),
-            "hint": hints, "propensity": probs[rows, choice], "clicked": clicked, "item_clicks": item_clicks,
+            "hint": hints, "propensity": probs[rows, choice], "clicked": clicked, "p_click": p_click, "item_clicks": item_clicks,
             "purchased": purchased, "amount": np.where(purchased, w.item_price[bought], 0.0),
         }
         actions = {"seconds": action_seconds, "user": users[lane], "lane": lane, "kind": kind, "item": item}

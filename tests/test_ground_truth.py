@@ -41,6 +41,17 @@ def test_oracle_beats_the_baseline_and_uniform_is_worse(baseline_truth):
     assert uniform.hint_ctr.value < baseline_truth.hint_ctr.value
 
 
+def test_expected_hint_ctr_is_the_drawn_ctrs_expectation_without_the_clicks_noise(baseline_truth):
+    oracle = rollout("oracle", WORLD, DAYS[0], len(DAYS))
+    for truth in (baseline_truth, oracle):
+        drawn, expected = truth.hint_ctr, truth.expected_hint_ctr
+        assert expected is not None and 0.0 < expected.value < 1.0
+        assert drawn.contains(expected.value)
+        # Bernoulli noise is most of a click's variance at CTRs near 0.1: the interval shrinks by more than half.
+        assert expected.high - expected.low < 0.5 * (drawn.high - drawn.low)
+    assert oracle.expected_hint_ctr.low > baseline_truth.expected_hint_ctr.high
+
+
 def test_rollout_is_deterministic_for_a_seed(baseline_truth):
     assert rollout("baseline", WORLD, DAYS[0], len(DAYS)) == baseline_truth
 
@@ -70,6 +81,10 @@ def test_measure_counts_episode_returns_by_hand():
     assert value.hint_ctr.value == pytest.approx(2 / 3)
     # ma_rdpg: s1 = 1 + 1 (clicks), s2 = -5 (left without purchase)
     assert value.returns["ma_rdpg"].value == pytest.approx((2 - 5) / 2)
+    assert value.expected_hint_ctr is None  # page views without their click probabilities
+    with_probability = measure(pv.assign(hint_click_probability=[0.5, 0.2, 0.2]), "hand")
+    assert with_probability.expected_hint_ctr.value == pytest.approx(0.9 / 3)
+    assert with_probability.hint_ctr == value.hint_ctr
 
 
 def test_thompson_sampling_rolls_out_in_the_simulator():
