@@ -97,17 +97,20 @@ def main() -> None:
             seen.recency_boost = 0.0
         return seen
 
-    base = rollout("baseline", cfg.simulator, args.ds, args.days, world=world).hint_ctr.value
+    baseline = rollout("baseline", cfg.simulator, args.ds, args.days, world=world)
+    base, base_expected = baseline.hint_ctr.value, baseline.expected_hint_ctr.value
     ceilings = [("gender", knowing(False, False)), ("demographics", knowing(True, False)),
                 ("demographics, query and recency", knowing(True, True)), ("oracle (everything)", world)]
     print(f"Greedy on the true click model, rolled out for every user over {args.days} days from {args.ds}; "
           f"baseline hint CTR {base:.4f}")
-    print("| knows | true hint CTR | ratio to baseline |\n|---|---|---|")
+    print("| knows | true hint CTR | ratio to baseline | expected hint CTR | ratio to baseline's expected |\n"
+          "|---|---|---|---|---|")
     for name, seen in ceilings:
         policy = OraclePolicy(seen)
         policy.name = f"oracle knowing {name}"
-        value = rollout(policy, cfg.simulator, args.ds, args.days, world=world).hint_ctr.value
-        print(f"| {name} | {value:.4f} | {value / base:.3f} |", flush=True)
+        truth = rollout(policy, cfg.simulator, args.ds, args.days, world=world)
+        value, expected = truth.hint_ctr.value, truth.expected_hint_ctr.value
+        print(f"| {name} | {value:.4f} | {value / base:.3f} | {expected:.4f} | {expected / base_expected:.3f} |", flush=True)
     if not args.anchored:
         return
 
@@ -146,12 +149,14 @@ def main() -> None:
         print(f"redraw {r + 1}/{args.redraws} of {args.eval_day}", flush=True)
     print(f"\nServed anchored to the logs; true CTR over {args.days} days from {args.ds}; the gate ({cfg.gate.estimator}, "
           f"minimum ESS {cfg.gate.min_effective_sample_size:g}) over {args.redraws} redraws of {args.eval_day}:")
-    print("| knows | temperature | true hint CTR | ratio to baseline | gate's ESS (median, 10%) "
-          "| lower bound - behaviour (median) | gate promotes |\n|---|---|---|---|---|---|---|")
+    print("| knows | temperature | true hint CTR | ratio to baseline | expected ratio | gate's ESS (median, 10%) "
+          "| lower bound - behaviour (median) | gate promotes |\n|---|---|---|---|---|---|---|---|")
     for name, policy in targets.items():
-        value = rollout(policy, cfg.simulator, args.ds, args.days, world=world).hint_ctr.value
+        truth = rollout(policy, cfg.simulator, args.ds, args.days, world=world)
+        value = truth.hint_ctr.value
         ess, margin, promoted = (np.array(x) for x in zip(*gate_runs[name]))
         print(f"| {name.rsplit(' at ', 1)[0]} | {policy.temperature:g} | {value:.4f} | {value / base:.3f} "
+              f"| {truth.expected_hint_ctr.value / base_expected:.3f} "
               f"| {np.median(ess):.0f}, {np.quantile(ess, 0.1):.0f} | {np.median(margin):+.4f} "
               f"| {promoted.mean():.0%} |", flush=True)
 
