@@ -12,7 +12,10 @@ oracle's figure beside them.
 
 Every policy of benchmarks/policy_set.py, plus the simulator's baseline (the logs' epsilon-greedy
 bucket) and oracle, is rolled out for every user over `--days` days from `--ds` in the world that
-wrote the logs; prints each true hint CTR with its 95% interval and its ratio to the baseline.
+wrote the logs; prints each true hint CTR with its 95% interval and its ratio to the baseline, as
+drawn and as expected (each shown hint's click probability in place of its click), and a
+verdict per trained algorithm on the expected figures: the 1.10x target, and which Thompson
+samplings it beats.
 """
 
 from __future__ import annotations
@@ -58,12 +61,15 @@ def main() -> None:
         ctr, expected = value.hint_ctr, value.expected_hint_ctr
         print(f"| {name} | {ctr.value:.4f} [{ctr.low:.4f}, {ctr.high:.4f}] | {ctr.value / base:.3f} "
               f"| {expected.value:.4f} [{expected.low:.4f}, {expected.high:.4f}] | {expected.value / base_expected:.3f} |")
-    best_thompson = max(results[name].hint_ctr.value for name in results if name.startswith("thompson"))
-    verdict = {algo: {"ratio_to_baseline": round(results[algo].hint_ctr.value / base, 4),
-                      "meets_1_10": results[algo].hint_ctr.value >= 1.10 * base,
-                      "beats_thompson": results[algo].hint_ctr.value > best_thompson}
+    # The verdict reads the expected CTR: the drawn one's click noise can move a ratio by 0.02.
+    expected_ctr = {name: value.expected_hint_ctr.value for name, value in results.items()}
+    thompsons = {name: v for name, v in expected_ctr.items() if name.startswith("thompson")}
+    verdict = {algo: {"expected_ratio_to_baseline": round(expected_ctr[algo] / base_expected, 4),
+                      "meets_1_10": expected_ctr[algo] >= 1.10 * base_expected,
+                      "beats_thompson": {name: expected_ctr[algo] > v for name, v in thompsons.items()}}
                for algo in cfg.train.algos}
-    print(json.dumps({"verdict": verdict, "hint_ctr": {k: v.hint_ctr.value for k, v in results.items()}}))
+    print(json.dumps({"verdict": verdict, "hint_ctr": {k: v.hint_ctr.value for k, v in results.items()},
+                      "expected_hint_ctr": expected_ctr}))
 
 
 if __name__ == "__main__":
