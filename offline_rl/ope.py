@@ -182,6 +182,8 @@ class RatioEstimator:
     """Base: subclasses define the (numerator, denominator) matrix pairs of their ratio terms."""
 
     name = "ratio"
+    # The self-normalised estimators leave their interval's lower end to the bootstrap (module docstring).
+    bootstrap_lower_end = False
 
     def __init__(self, gamma: float = 1.0):
         if not 0.0 <= gamma <= 1.0:
@@ -223,10 +225,10 @@ class RatioEstimator:
         return 0.0, 0.0
 
     def unseen_mass_allowance(self, ep: Episodes) -> tuple[float, float]:
-        """How far the interval's lower end falls and its upper end rises: the whole shift, where
-        the estimate credits the missing mass nothing; the self-normalised estimators keep their
-        lower end (module docstring)."""
-        return self.unseen_mass_shift(ep)
+        """How far the interval's lower end falls and its upper end rises: the whole shift, but
+        only its upper part where the lower end is the bootstrap's (`bootstrap_lower_end`)."""
+        down, up = self.unseen_mass_shift(ep)
+        return (0.0 if self.bootstrap_lower_end else down), up
 
     def per_episode(self, ep: Episodes) -> np.ndarray | None:
         """Each episode's discounted contribution when the estimate is their plain mean (no
@@ -393,6 +395,7 @@ class TrajectoryIS(RatioEstimator):
 
 class WeightedIS(RatioEstimator):
     name = "wis"
+    bootstrap_lower_end = True
 
     def terms(self, ep: Episodes) -> list[tuple[np.ndarray, np.ndarray | None]]:
         w = np.broadcast_to(ep.trajectory_weights[:, None], ep.rewards.shape)
@@ -400,9 +403,6 @@ class WeightedIS(RatioEstimator):
 
     def unseen_mass_shift(self, ep: Episodes) -> tuple[float, float]:
         return _unseen_trajectory_mass(ep, self.discount(ep.rewards.shape[1]), self.estimate_policy_value(ep))
-
-    def unseen_mass_allowance(self, ep: Episodes) -> tuple[float, float]:
-        return 0.0, self.unseen_mass_shift(ep)[1]
 
 
 class PerDecisionIS(RatioEstimator):
@@ -419,6 +419,7 @@ class PerDecisionIS(RatioEstimator):
 
 class WeightedPerDecisionIS(RatioEstimator):
     name = "wpdis"
+    bootstrap_lower_end = True
 
     def terms(self, ep: Episodes) -> list[tuple[np.ndarray, np.ndarray | None]]:
         w = ep.cumulative_weights
@@ -429,9 +430,6 @@ class WeightedPerDecisionIS(RatioEstimator):
         mass = w.sum(axis=0)
         step_values = (w * ep.rewards).sum(axis=0) / np.where(mass > 0, mass, 1.0)
         return _unseen_mass(w, ep.rewards.min(axis=0), step_values, ep.rewards.max(axis=0), self.discount(w.shape[1]))
-
-    def unseen_mass_allowance(self, ep: Episodes) -> tuple[float, float]:
-        return 0.0, self.unseen_mass_shift(ep)[1]
 
 
 def _models(ep: Episodes, name: str) -> tuple[np.ndarray, np.ndarray]:
