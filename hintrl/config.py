@@ -137,14 +137,16 @@ class TrainConfig:
     # Tuned by ground truth on the default world (README, policy quality): a shorter horizon, a
     # lighter conservative penalty and more steps took CQL from 1.095x to ~1.12x the baseline CTR;
     # with the served softmax anchored to the logs (below) the anchor does the conservative work,
-    # so CQL's own penalty is lighter still (alpha 0.03: README, the quality frontier).
+    # so CQL's own penalty is lighter still: alpha 0.01 reaches 1.10x the baseline's expected CTR
+    # over 10 seeds where 0.03 stays under it, with as many seeds certified by the gate (README,
+    # the quality frontier).
     n_steps: int = 10000
     n_steps_per_epoch: int = 2500
     batch_size: int = 256
     learning_rate: float = 3e-4
     gamma: float = 0.5
     target_update_interval: int = 200
-    cql_alpha: float = 0.03
+    cql_alpha: float = 0.01
     hidden_units: tuple[int, ...] = (64, 64)
     # The Q-network: "masked" (an output per hint type, a dense candidate mask per observation),
     # "embedding" (an embedding per hint id scored against the state; observations carry the
