@@ -123,7 +123,8 @@ def main() -> None:
         print(f"| {row['redraws']} | {row['transitions']:,} | {row['variant']} | {t} | {np.mean([x['ratio'] for x in r]):.3f} | "
               + " ".join(f"{x['ratio']:.3f}" for x in r) + " | " + " ".join(f"{x['ess']:.0f}" for x in r)
               + " | " + " ".join("P" if x["promoted"] else "x" for x in r) + " |")
-    print(json.dumps({"baseline_hint_ctr": quality.baseline, "gate_bar": quality.gate_bar, "rows": rows}))
+    print(json.dumps({"baseline_hint_ctr": quality.baseline.hint_ctr.value,
+                      "baseline_expected_hint_ctr": quality.baseline.expected_hint_ctr.value, "gate_bar": quality.gate_bar, "rows": rows}))
 
 
 if __name__ == "__main__":

@@ -106,7 +106,8 @@ def main() -> None:
               + " | " + " ".join(f"{x['ess']:.0f}" for x in r)
               + " | " + " ".join(f"{x['low']:.3f}" for x in r)
               + " | " + " ".join("P" if x["promoted"] else "x" for x in r) + " |")
-    print(json.dumps({"baseline_hint_ctr": quality.baseline, "gate_bar": bar, "rows": rows}))
+    print(json.dumps({"baseline_hint_ctr": quality.baseline.hint_ctr.value,
+                      "baseline_expected_hint_ctr": quality.baseline.expected_hint_ctr.value, "gate_bar": bar, "rows": rows}))
 
 
 if __name__ == "__main__":

@@ -37,9 +37,7 @@ class ServedQuality:
         self.held_out = with_behavior_propensities(load_transitions(
             lake, window.eval_days, spec.n_actions, tuple(sorted(cfg.gate.guardrails)), with_queries=True), self.ope)
         self.behavior = evaluate_behavior(self.held_out, self.ope)
-        baseline = rollout("baseline", cfg.simulator, first_ds, days, spec=spec)
-        self.baseline = baseline.hint_ctr.value
-        self.baseline_expected = baseline.expected_hint_ctr.value
+        self.baseline = rollout("baseline", cfg.simulator, first_ds, days, spec=spec)
 
     @property
     def gate_bar(self) -> float:
@@ -58,8 +56,8 @@ class ServedQuality:
         guardrails = {c: (evaluation.guardrails[c], self.behavior.guardrails[c]) for c in gate_cfg.guardrails}
         decision = decide(gate, self.behavior.estimates["behavior"], None, gate_cfg, guardrails=guardrails)
         failed = [r.removeprefix("failed: ") for r in decision.reasons if not decision.promote]
-        return {"ratio": truth.hint_ctr.value / self.baseline,
-                "expected_ratio": truth.expected_hint_ctr.value / self.baseline_expected,
+        ratio, expected_ratio = truth.ratio_to(self.baseline)
+        return {"ratio": ratio, "expected_ratio": expected_ratio,
                 "ess": gate.effective_sample_size, "low": gate.low,
                 "promoted": decision.promote, "failed": failed}
 

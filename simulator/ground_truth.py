@@ -54,6 +54,14 @@ class PolicyValue:
     # None for page views that do not carry the probability (logs read back, hand-made frames).
     expected_hint_ctr: Interval | None = None
 
+    def ratio_to(self, baseline: PolicyValue) -> tuple[float, float | None]:
+        """This hint CTR over `baseline`'s, drawn and expected (None where either lacks the
+        expected CTR): the form the seed's headline (1.10x the baseline bucket) is stated in."""
+        drawn = self.hint_ctr.value / baseline.hint_ctr.value
+        if self.expected_hint_ctr is None or baseline.expected_hint_ctr is None:
+            return drawn, None
+        return drawn, self.expected_hint_ctr.value / baseline.expected_hint_ctr.value
+
     def to_json(self) -> dict:
         return dataclasses.asdict(self)
 

@@ -74,6 +74,16 @@ def test_ground_truth_of_a_builtin_policy(tmp_path):
     assert [r["policy"] for r in results] == ["uniform-explore-v1", "baseline-heuristic-v1", "oracle-myopic"]
     assert results[2]["hint_ctr"]["value"] > results[0]["hint_ctr"]["value"]
     assert set(results[0]["returns"]) == {"ctr", "guided", "ma_rdpg"}
+    uniform, baseline = results[0], results[1]
+    assert baseline["ratio_to_baseline"] == {"hint_ctr": 1.0, "expected_hint_ctr": 1.0}
+    assert uniform["ratio_to_baseline"]["hint_ctr"] == pytest.approx(
+        uniform["hint_ctr"]["value"] / baseline["hint_ctr"]["value"])
+    assert uniform["ratio_to_baseline"]["expected_hint_ctr"] == pytest.approx(
+        uniform["expected_hint_ctr"]["value"] / baseline["expected_hint_ctr"]["value"])
+    code, out, err = hintrl("ground-truth", "--ds", "2026-11-01", "--days", "1", "--policy", "uniform", "--no-reference",
+                            *small, home=tmp_path)
+    assert code == 0, err
+    assert "| uniform-explore-v1 |" in out and "| n/a, n/a |" in out  # no baseline to divide by
 
 
 def test_ground_truth_needs_exactly_one_policy(tmp_path):

@@ -85,6 +85,10 @@ def test_measure_counts_episode_returns_by_hand():
     with_probability = measure(pv.assign(hint_click_probability=[0.5, 0.2, 0.2]), "hand")
     assert with_probability.expected_hint_ctr.value == pytest.approx(0.9 / 3)
     assert with_probability.hint_ctr == value.hint_ctr
+    # Against a baseline that clicked 1 of 3 (expected 0.3 / 3): 2/3 over 1/3 drawn, 0.9 over 0.3 expected.
+    baseline = measure(pv.assign(hint_clicked=[True, False, False], hint_click_probability=[0.1, 0.1, 0.1]), "base")
+    assert with_probability.ratio_to(baseline) == pytest.approx((2.0, 3.0))
+    assert value.ratio_to(baseline) == (pytest.approx(2.0), None)  # no expected CTR on one side
 
 
 def test_thompson_sampling_rolls_out_in_the_simulator():
