@@ -13,6 +13,11 @@ does not know is replaced by its population mean:
 - demographics: gender, age and purchasing power (the users' individual taste left out);
 - demographics, query and recency: also the query's affinity to each hint and the user's recent
   clicks in the hint's slot (what the state's query CTRs and recent clicks proxy);
+- the same with the query's affinity only as the training days' logs tell it: each (query, hint)
+  affinity's posterior mean under the world's own prior, given every logged show of that hint on
+  that query, its click and the rest of its true logit. The state's smoothed query CTRs are a
+  cruder estimate of the same thing, so this bounds what they can carry; a hint the logs seldom
+  showed on a query keeps the prior's mean, 0;
 - the oracle: everything, individual taste included.
 
 `--anchored T [T ...]` also serves each ceiling the way hintrl serves its Q-networks, as a softmax
@@ -39,10 +44,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 def main() -> None:
     import numpy as np
+    import pandas as pd
     from redraw_gate import RedrawGate
 
     from hintrl.config import HintrlConfig, setting_arg
-    from hintrl.dates import parse_ds
+    from hintrl.dates import parse_ds, shift
     from simulator.ground_truth import (
         REDRAW_DAY_INDEX,
         Deployment,
@@ -55,7 +61,8 @@ def main() -> None:
         StepBatch,
         UniformPolicy,
     )
-    from simulator.world import World, build_world
+    from simulator.logs import Simulator
+    from simulator.world import QUERY_AFFINITY_SD, World, build_world
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--home", default=os.environ.get("HINTRL_HOME", ".hintrl"))
@@ -74,8 +81,8 @@ def main() -> None:
     if args.anchored and args.redraws < 1:
         parser.error("--redraws must be at least 1")
     n_days = (parse_ds(args.eval_day) - parse_ds(args.run)).days + 1
-    if n_days < 1:
-        parser.error("--eval-day must not be before --run")
+    if n_days < 2:
+        parser.error("--eval-day must be after --run (the days between are the logs the policies learn from)")
     cfg = HintrlConfig(home=Path(args.home)).with_settings(dict(args.set), "--set")
     if cfg.simulator.action_space != "small":
         parser.error("the ceilings are defined for the small action space (per-type individual taste)")
@@ -97,10 +104,46 @@ def main() -> None:
             seen.recency_boost = 0.0
         return seen
 
+    def affinity_as_logged(days: int) -> np.ndarray:
+        """`query_affinity` as the logging buckets' first `days` days from --run tell it: the
+        posterior mean of each (query, hint) affinity under the world's N(0, QUERY_AFFINITY_SD²)
+        prior, on a grid, given each logged show's click and the rest of its true logit."""
+        sim = Simulator(cfg.simulator, world=world)
+        shown = pd.concat([sim.simulate_day(shift(args.run, i), i).frame() for i in range(days)], ignore_index=True)
+        shown = shown[shown["hint_type"].notna()]
+        queries, hints = shown["query_id"].to_numpy(np.int64), shown["hint_type"].to_numpy(np.int64)
+        clicked = shown["hint_clicked"].to_numpy(bool)
+        dense = np.zeros((len(world.query_candidates), world.n_types))
+        q_of, j_of = np.nonzero(world.query_candidates >= 0)
+        dense[q_of, world.query_candidates[q_of, j_of]] = world.query_affinity[q_of, j_of]
+        p = shown["hint_click_probability"].to_numpy(np.float64)
+        rest = np.log(p) - np.log1p(-p) - dense[queries, hints]
+        grid = np.linspace(-4 * QUERY_AFFINITY_SD, 4 * QUERY_AFFINITY_SD, 161)
+        logit = rest[:, None] + grid[None, :]
+        # log sigmoid(logit) for a click, log(1 - sigmoid(logit)) for none, without overflow
+        loglik = -np.logaddexp(0.0, np.where(clicked[:, None], -logit, logit))
+        log_post = np.zeros((dense.size, len(grid)))
+        np.add.at(log_post, queries * world.n_types + hints, loglik)
+        log_post -= grid**2 / (2 * QUERY_AFFINITY_SD**2)
+        weight = np.exp(log_post - log_post.max(axis=1, keepdims=True))
+        estimate = (weight @ grid / weight.sum(axis=1)).reshape(dense.shape)
+        aligned = np.where(world.query_candidates >= 0,
+                           np.take_along_axis(estimate, np.maximum(world.query_candidates, 0), axis=1), 0.0)
+        truth = world.query_affinity[q_of, j_of]
+        print(f"query affinity as {days} day(s) of logs tell it: {len(shown)} shows of "
+              f"{len(np.unique(queries * world.n_types + hints))} of the {len(q_of)} (query, hint) pairs; "
+              f"correlation with the truth {np.corrcoef(aligned[q_of, j_of], truth)[0, 1]:.3f}, "
+              f"share of its variance explained {1 - np.var(truth - aligned[q_of, j_of]) / np.var(truth):.3f}", flush=True)
+        return aligned
+
+    as_logged = knowing(True, True)
+    as_logged.query_affinity = affinity_as_logged(n_days - 1)
+
     baseline = rollout("baseline", cfg.simulator, args.ds, args.days, world=world)
     base = baseline.hint_ctr.value
     ceilings = [("gender", knowing(False, False)), ("demographics", knowing(True, False)),
-                ("demographics, query and recency", knowing(True, True)), ("oracle (everything)", world)]
+                ("demographics, query and recency", knowing(True, True)),
+                ("demographics, recency and the query as the logs tell it", as_logged), ("oracle (everything)", world)]
     print(f"Greedy on the true click model, rolled out for every user over {args.days} days from {args.ds}; "
           f"baseline hint CTR {base:.4f}")
     print("| knows | true hint CTR | ratio to baseline | expected hint CTR | ratio to baseline's expected |\n"

@@ -31,6 +31,9 @@ FAMILY_NAMES = (
 )
 # Rank of the low-rank individual preference over hint ids in the large action space.
 LARGE_PREF_RANK = 8
+# Standard deviation of a query's affinity to each of its hints (a logit term; the prior a
+# learner of affinities from the logs would have to assume).
+QUERY_AFFINITY_SD = 0.3
 
 
 @dataclass
@@ -194,14 +197,14 @@ def build_world(cfg: SimulatorConfig) -> World:
             w = np.where(np.isin(type_family, home), 8.0, 1.0)
             chosen = rng.choice(n_t, size=sizes[q], replace=False, p=w / w.sum())
             candidates[q, : sizes[q]] = np.sort(chosen)
-        query_affinity = np.where(candidates >= 0, rng.normal(0.0, 0.3, size=(n_q, high)), 0.0)
+        query_affinity = np.where(candidates >= 0, rng.normal(0.0, QUERY_AFFINITY_SD, size=(n_q, high)), 0.0)
     else:
         # Drawn in the order of the first version of the world, so the small world stays the one
         # the README's figures were measured in.
         for q in range(n_q):
             chosen = np.sort(rng.choice(n_t, size=rng.integers(cfg.min_candidates, high + 1), replace=False))
             candidates[q, : len(chosen)] = chosen
-        dense = rng.normal(0.0, 0.3, size=(n_q, n_t))
+        dense = rng.normal(0.0, QUERY_AFFINITY_SD, size=(n_q, n_t))
         query_affinity = np.where(candidates >= 0, np.take_along_axis(dense, np.maximum(candidates, 0), axis=1), 0.0)
 
     item_category = rng.integers(0, 10, size=n_i).astype(np.int32)
