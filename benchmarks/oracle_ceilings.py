@@ -129,11 +129,17 @@ def main() -> None:
         estimate = (weight @ grid / weight.sum(axis=1)).reshape(dense.shape)
         aligned = np.where(world.query_candidates >= 0,
                            np.take_along_axis(estimate, np.maximum(world.query_candidates, 0), axis=1), 0.0)
-        truth = world.query_affinity[q_of, j_of]
-        print(f"query affinity as {days} day(s) of logs tell it: {len(shown)} shows of "
-              f"{len(np.unique(queries * world.n_types + hints))} of the {len(q_of)} (query, hint) pairs; "
-              f"correlation with the truth {np.corrcoef(aligned[q_of, j_of], truth)[0, 1]:.3f}, "
-              f"share of its variance explained {1 - np.var(truth - aligned[q_of, j_of]) / np.var(truth):.3f}", flush=True)
+        truth, told = world.query_affinity[q_of, j_of], aligned[q_of, j_of]
+        shows = np.bincount(queries * world.n_types + hints, minlength=dense.size)[q_of * world.n_types
+                                                                                    + world.query_candidates[q_of, j_of]]
+        print(f"query affinity as {days} day(s) of logs tell it: {len(shown)} shows of {np.count_nonzero(shows)} "
+              f"of the {len(q_of)} (query, hint) pairs; share of the affinities' variance explained "
+              f"{1 - np.mean((truth - told) ** 2) / np.mean(truth ** 2):.3f}, weighted by shows "
+              f"{1 - np.average((truth - told) ** 2, weights=shows) / np.average(truth ** 2, weights=shows):.3f}; "
+              "correlation with the truth by shows: " + ", ".join(
+                  f"{lo}-{hi - 1}: {np.corrcoef(told[band], truth[band])[0, 1]:.2f} ({band.sum()} pairs)"
+                  for lo, hi in ((1, 10), (10, 100), (100, 1000)) if (band := (shows >= lo) & (shows < hi)).sum() > 2),
+              flush=True)
         return aligned
 
     as_logged = knowing(True, True)
