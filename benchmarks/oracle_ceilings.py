@@ -44,7 +44,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 def main() -> None:
     import numpy as np
-    import pandas as pd
     from redraw_gate import RedrawGate
 
     from hintrl.config import HintrlConfig, setting_arg
@@ -104,20 +103,28 @@ def main() -> None:
             seen.recency_boost = 0.0
         return seen
 
-    def affinity_as_logged(days: int) -> np.ndarray:
-        """`query_affinity` as the logging buckets' first `days` days from --run tell it: the
-        posterior mean of each (query, hint) affinity under the world's N(0, QUERY_AFFINITY_SD²)
-        prior, on a grid, given each logged show's click and the rest of its true logit."""
+    def logged_shows(days: int) -> dict[str, np.ndarray]:
+        """Every hint the logging buckets showed on the first `days` days from --run: user, query,
+        hint, click, and the click's true logit."""
         sim = Simulator(cfg.simulator, world=world)
-        shown = pd.concat([sim.simulate_day(shift(args.run, i), i).frame() for i in range(days)], ignore_index=True)
-        shown = shown[shown["hint_type"].notna()]
-        queries, hints = shown["query_id"].to_numpy(np.int64), shown["hint_type"].to_numpy(np.int64)
-        clicked = shown["hint_clicked"].to_numpy(bool)
+        pv = [sim.simulate_day(shift(args.run, i), i).pv for i in range(days)]
+        shows = {name: np.concatenate([day[column] for day in pv])
+                 for name, column in (("user", "user"), ("query", "query"), ("hint", "hint"), ("clicked", "clicked"),
+                                      ("p", "p_click"))}
+        keep = shows["hint"] >= 0
+        shows = {name: x[keep] for name, x in shows.items()}
+        shows["logit"] = np.log(shows["p"]) - np.log1p(-shows["p"])
+        return shows
+
+    def affinity_as_logged(shows: dict[str, np.ndarray]) -> np.ndarray:
+        """`query_affinity` as the logged `shows` tell it: the posterior mean of each (query, hint)
+        affinity under the world's N(0, QUERY_AFFINITY_SD²) prior, on a grid, given each show's
+        click and the rest of its true logit."""
+        queries, hints, clicked = shows["query"].astype(np.int64), shows["hint"].astype(np.int64), shows["clicked"]
         dense = np.zeros((len(world.query_candidates), world.n_types))
         q_of, j_of = np.nonzero(world.query_candidates >= 0)
         dense[q_of, world.query_candidates[q_of, j_of]] = world.query_affinity[q_of, j_of]
-        p = shown["hint_click_probability"].to_numpy(np.float64)
-        rest = np.log(p) - np.log1p(-p) - dense[queries, hints]
+        rest = shows["logit"] - dense[queries, hints]
         grid = np.linspace(-4 * QUERY_AFFINITY_SD, 4 * QUERY_AFFINITY_SD, 161)
         logit = rest[:, None] + grid[None, :]
         # log sigmoid(logit) for a click, log(1 - sigmoid(logit)) for none, without overflow
@@ -130,26 +137,54 @@ def main() -> None:
         aligned = np.where(world.query_candidates >= 0,
                            np.take_along_axis(estimate, np.maximum(world.query_candidates, 0), axis=1), 0.0)
         truth, told = world.query_affinity[q_of, j_of], aligned[q_of, j_of]
-        shows = np.bincount(queries * world.n_types + hints, minlength=dense.size)[q_of * world.n_types
-                                                                                    + world.query_candidates[q_of, j_of]]
-        print(f"query affinity as {days} day(s) of logs tell it: {len(shown)} shows of {np.count_nonzero(shows)} "
+        n_shows = np.bincount(queries * world.n_types + hints, minlength=dense.size)[q_of * world.n_types
+                                                                                      + world.query_candidates[q_of, j_of]]
+        print(f"query affinity as the logs tell it: {len(rest)} shows of {np.count_nonzero(n_shows)} "
               f"of the {len(q_of)} (query, hint) pairs; share of the affinities' variance explained "
               f"{1 - np.mean((truth - told) ** 2) / np.mean(truth ** 2):.3f}, weighted by shows "
-              f"{1 - np.average((truth - told) ** 2, weights=shows) / np.average(truth ** 2, weights=shows):.3f}; "
+              f"{1 - np.average((truth - told) ** 2, weights=n_shows) / np.average(truth ** 2, weights=n_shows):.3f}; "
               "correlation with the truth by shows: " + ", ".join(
                   f"{lo}-{hi - 1}: {np.corrcoef(told[band], truth[band])[0, 1]:.2f} ({band.sum()} pairs)"
-                  for lo, hi in ((1, 10), (10, 100), (100, 1000)) if (band := (shows >= lo) & (shows < hi)).sum() > 2),
+                  for lo, hi in ((1, 10), (10, 100), (100, 1000)) if (band := (n_shows >= lo) & (n_shows < hi)).sum() > 2),
               flush=True)
         return aligned
 
+    def demographics_as_logged(shows: dict[str, np.ndarray], seen: World) -> World:
+        """`seen` with its demographic preference (gender, age and purchasing power, per hint type)
+        replaced by the logistic fit of the logged `shows` given the rest of each show's true logit:
+        with the rest known, the logs' selection (on the candidates) biases nothing."""
+        users, hints = shows["user"], shows["hint"].astype(np.int64)
+        design = np.concatenate([np.eye(3)[world.gender], world.age_z[:, None], world.power_z[:, None]], axis=1)
+        rest = shows["logit"] - seen.pref(users, hints)
+        theta = np.zeros((world.n_types, design.shape[1]))
+        for k in range(world.n_types):
+            rows = hints == k
+            x, y, offset = design[users[rows]], shows["clicked"][rows], rest[rows]
+            for _ in range(25):  # Newton's method on the log-likelihood (a 1e-6 ridge keeps it definite)
+                p = 1.0 / (1.0 + np.exp(-(offset + x @ theta[k])))
+                hessian = (x * (p * (1 - p))[:, None]).T @ x + 1e-6 * np.eye(x.shape[1])
+                theta[k] += np.linalg.solve(hessian, x.T @ (y - p) - 1e-6 * theta[k])
+        told = dataclasses.replace(seen, family_pref=np.zeros_like(seen.family_pref), type_gender_w=theta[:, :3].T.copy(),
+                                   type_age_w=theta[:, 3].copy(), type_power_w=theta[:, 4].copy())
+        every = np.arange(world.n_types)[None, :]
+        truth, fit = seen.pref(np.arange(len(world.gender))[:, None], every), told.pref(np.arange(len(world.gender))[:, None], every)
+        print(f"demographic preference as the logs tell it: {len(hints)} shows; correlation with the truth over "
+              f"users x hint types {np.corrcoef(truth.ravel(), fit.ravel())[0, 1]:.3f}, mean absolute error "
+              f"{np.abs(truth - fit).mean():.3f} (the truth's mean absolute value {np.abs(truth).mean():.3f})", flush=True)
+        return told
+
+    shows = logged_shows(n_days - 1)
     as_logged = knowing(True, True)
-    as_logged.query_affinity = affinity_as_logged(n_days - 1)
+    as_logged.query_affinity = affinity_as_logged(shows)
+    all_as_logged = demographics_as_logged(shows, as_logged)
 
     baseline = rollout("baseline", cfg.simulator, args.ds, args.days, world=world)
     base = baseline.hint_ctr.value
     ceilings = [("gender", knowing(False, False)), ("demographics", knowing(True, False)),
                 ("demographics, query and recency", knowing(True, True)),
-                ("demographics, recency and the query as the logs tell it", as_logged), ("oracle (everything)", world)]
+                ("demographics, recency and the query as the logs tell it", as_logged),
+                ("recency, and the demographics and the query as the logs tell them", all_as_logged),
+                ("oracle (everything)", world)]
     print(f"Greedy on the true click model, rolled out for every user over {args.days} days from {args.ds}; "
           f"baseline hint CTR {base:.4f}")
     print("| knows | true hint CTR | ratio to baseline | expected hint CTR | ratio to baseline's expected |\n"
