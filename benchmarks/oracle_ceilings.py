@@ -18,6 +18,10 @@ does not know is replaced by its population mean:
   that query, its click and the rest of its true logit. The state's smoothed query CTRs are a
   cruder estimate of the same thing, so this bounds what they can carry; a hint the logs seldom
   showed on a query keeps the prior's mean, 0;
+- and with the demographic preference too as those logs tell it: per hint type, the logistic fit
+  of a weight per gender, one for age and one for purchasing power to the same shows, each show's
+  click given the rest of its true logit (known, so the logs' selection biases nothing). With
+  everything else known, the two together bound what six days of logs can teach a learner;
 - the oracle: everything, individual taste included.
 
 `--anchored T [T ...]` also serves each ceiling the way hintrl serves its Q-networks, as a softmax
