@@ -51,7 +51,7 @@ def main() -> None:
     from redraw_gate import RedrawGate
 
     from hintrl.config import HintrlConfig, setting_arg
-    from hintrl.dates import parse_ds, shift
+    from hintrl.dates import parse_ds
     from simulator.ground_truth import (
         REDRAW_DAY_INDEX,
         Deployment,
@@ -64,7 +64,6 @@ def main() -> None:
         StepBatch,
         UniformPolicy,
     )
-    from simulator.logs import Simulator
     from simulator.world import QUERY_AFFINITY_SD, World, build_world
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -107,12 +106,10 @@ def main() -> None:
             seen.recency_boost = 0.0
         return seen
 
-    def logged_shows(days: int) -> dict[str, np.ndarray]:
-        """Every hint the logging buckets showed on the first `days` days from --run: user, query,
+    def logged_shows(deployment: Deployment) -> dict[str, np.ndarray]:
+        """Every hint the logging buckets showed on the days before the deployed one: user, query,
         hint, click, and the click's true logit."""
-        sim = Simulator(cfg.simulator, world=world)
-        pv = [sim.simulate_day(shift(args.run, i), i).pv for i in range(days)]
-        shows = {name: np.concatenate([day[column] for day in pv])
+        shows = {name: np.concatenate([day.pv[column] for day in deployment.history])
                  for name, column in (("user", "user"), ("query", "query"), ("hint", "hint"), ("clicked", "clicked"),
                                       ("p", "p_click"))}
         keep = shows["hint"] >= 0
@@ -133,16 +130,16 @@ def main() -> None:
         logit = rest[:, None] + grid[None, :]
         # log sigmoid(logit) for a click, log(1 - sigmoid(logit)) for none, without overflow
         loglik = -np.logaddexp(0.0, np.where(clicked[:, None], -logit, logit))
+        pair = queries * world.n_types + hints  # the row of `dense`, flattened
         log_post = np.zeros((dense.size, len(grid)))
-        np.add.at(log_post, queries * world.n_types + hints, loglik)
+        np.add.at(log_post, pair, loglik)
         log_post -= grid**2 / (2 * QUERY_AFFINITY_SD**2)
         weight = np.exp(log_post - log_post.max(axis=1, keepdims=True))
         estimate = (weight @ grid / weight.sum(axis=1)).reshape(dense.shape)
         aligned = np.where(world.query_candidates >= 0,
                            np.take_along_axis(estimate, np.maximum(world.query_candidates, 0), axis=1), 0.0)
         truth, told = world.query_affinity[q_of, j_of], aligned[q_of, j_of]
-        n_shows = np.bincount(queries * world.n_types + hints, minlength=dense.size)[q_of * world.n_types
-                                                                                      + world.query_candidates[q_of, j_of]]
+        n_shows = np.bincount(pair, minlength=dense.size).reshape(dense.shape)[q_of, world.query_candidates[q_of, j_of]]
         print(f"query affinity as the logs tell it: {len(rest)} shows of {np.count_nonzero(n_shows)} "
               f"of the {len(q_of)} (query, hint) pairs; share of the affinities' variance explained "
               f"{1 - np.mean((truth - told) ** 2) / np.mean(truth ** 2):.3f}, weighted by shows "
@@ -177,7 +174,10 @@ def main() -> None:
               f"{np.abs(truth - fit).mean():.3f} (the truth's mean absolute value {np.abs(truth).mean():.3f})", flush=True)
         return told
 
-    shows = logged_shows(n_days - 1)
+    # The run that wrote the logs, replayed up to the held-out day: its logs for the ceilings that
+    # learn from them, its held-out day for the gate's redraws.
+    deployment = Deployment(cfg.simulator, args.run, n_days, world=world)
+    shows = logged_shows(deployment)
     as_logged = knowing(True, True)
     as_logged.query_affinity = affinity_as_logged(shows)
     all_as_logged = demographics_as_logged(shows, as_logged)
@@ -225,7 +225,6 @@ def main() -> None:
             probs = np.exp(logits)
             return probs / probs.sum(axis=1, keepdims=True)
 
-    deployment = Deployment(cfg.simulator, args.run, n_days, world=world)
     targets = {f"{name} at {t:g}": AnchoredCeiling(seen, t, f"{name} at {t:g}") for name, seen in ceilings for t in args.anchored}
     gate_runs: dict[str, list[tuple[float, float, bool]]] = {n: [] for n in targets}
     for r in range(args.redraws):

@@ -25,7 +25,7 @@ from hintrl.config import RewardConfig, SimulatorConfig
 from hintrl.dates import shift
 from hintrl.rewards import PRESETS, reward
 from simulator.logging_policy import SimPolicy, StepBatch
-from simulator.logs import BUCKETS, Simulator
+from simulator.logs import BUCKETS, DayLogs, Simulator
 from simulator.world import World
 
 Z95 = 1.959963984540054
@@ -204,7 +204,8 @@ class Deployment:
     state, is the one in the logs. `value(policy)` then serves the last day to every user with
     `policy`, drawing that day `replicas` times independently of the logged day: what an off-policy
     estimate on the last day's logs estimates is this value's expectation, and each redraw is an
-    unbiased draw of it (the logged day itself is one more).
+    unbiased draw of it (the logged day itself is one more). `history` keeps the replayed days'
+    logs, the ones the run wrote.
     """
 
     def __init__(self, cfg: SimulatorConfig, first_ds: str, days: int, spec: FeatureSpec | None = None,
@@ -213,8 +214,7 @@ class Deployment:
             raise ValueError("a deployment needs at least the deployed day")
         self.ds = shift(first_ds, days - 1)
         self._sim = Simulator(cfg, world=world, spec=spec)
-        for i in range(days - 1):
-            self._sim.simulate_day(shift(first_ds, i), i)
+        self.history: list[DayLogs] = [self._sim.simulate_day(shift(first_ds, i), i) for i in range(days - 1)]
 
     # The world's scalar dynamics a what-if may change for the deployed day (the users stay as drawn).
     RETUNABLE = ("page_penalty", "fatigue", "recency_boost", "tod_swing")

@@ -125,9 +125,11 @@ def test_a_deployment_replays_the_logs_history_exactly():
     from simulator.ground_truth import Deployment
 
     sim = Simulator(WORLD)
-    sim.simulate_day(DAYS[0], 0)
+    first_day = sim.simulate_day(DAYS[0], 0).frame()
     logged_day = measure(sim.simulate_day(DAYS[1], 1).frame(), "behavior")
     deployment = Deployment(WORLD, DAYS[0], len(DAYS))
+    assert len(deployment.history) == 1
+    pd.testing.assert_frame_equal(deployment.history[0].frame(), first_day)  # the replayed day is the logged one
     # Drawn with the logged day's own index, the logging buckets give back the logged day itself:
     # the history the deployed day starts from is the logs'.
     assert deployment.value("behavior", first_draw=1) == logged_day
