@@ -1,6 +1,6 @@
 """Policy quality against issue 5's target, by simulator ground truth on the default world: CQL and
-DQN reach at least 1.10 x the baseline bucket's true hint CTR and beat Thompson sampling; the
-oracle's figure beside them.
+DQN reach at least 1.10 x the baseline bucket's true hint CTR and beat Thompson sampling (the
+seed's: a Beta per hint type; per query and per gender beside it); the oracle's figure beside them.
 
     bash scripts/dev.sh main          # 7 days of logs, a nightly for 2026-11-08 (trains CQL and DQN)
     .venv/bin/python benchmarks/policy_quality.py --home .hintrl --ds 2026-11-08 --days 3
