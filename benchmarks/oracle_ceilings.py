@@ -109,12 +109,12 @@ def main() -> None:
     def logged_shows(deployment: Deployment) -> dict[str, np.ndarray]:
         """Every hint the logging buckets showed on the days before the deployed one: user, query,
         hint, click, and the click's true logit."""
-        shows = {name: np.concatenate([day.pv[column] for day in deployment.history])
-                 for name, column in (("user", "user"), ("query", "query"), ("hint", "hint"), ("clicked", "clicked"),
-                                      ("p", "p_click"))}
+        shows = {column: np.concatenate([day.pv[column] for day in deployment.history])
+                 for column in ("user", "query", "hint", "clicked", "p_click")}
         keep = shows["hint"] >= 0
-        shows = {name: x[keep] for name, x in shows.items()}
-        shows["logit"] = np.log(shows["p"]) - np.log1p(-shows["p"])
+        shows = {column: x[keep] for column, x in shows.items()}
+        p = shows.pop("p_click")
+        shows["logit"] = np.log(p) - np.log1p(-p)
         return shows
 
     def affinity_as_logged(shows: dict[str, np.ndarray]) -> np.ndarray:
